@@ -1,0 +1,51 @@
+# SocketDock: `make run` starts the relay on its loopback backend, `make test` runs every check.
+GO        ?= go
+BIN       := bin
+TOOLS     := $(CURDIR)/.tools
+VERSION   := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+STATICCHECK := $(TOOLS)/bin/staticcheck
+NODE_DIR  := test/node
+
+.PHONY: all build run test lint unit e2e-node node-deps fuzz clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/socketdock ./cmd/socketdock
+
+run: build
+	./$(BIN)/socketdock --log-format console
+
+test: lint unit e2e-node
+
+lint: $(STATICCHECK)
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+
+$(STATICCHECK):
+	GOBIN=$(TOOLS)/bin $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+unit:
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+# Real peers we did not write: wscat and Node's ws, installed locally from package-lock.json.
+node-deps:
+	@command -v npm >/dev/null || { apt-get update && apt-get install -y nodejs npm; }
+	cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error
+
+e2e-node: build node-deps
+	bash test/wscat_demo.sh $(BIN)/socketdock
+	node $(NODE_DIR)/ws_client.mjs $(BIN)/socketdock
+
+fuzz:
+	@for t in FuzzDecoder FuzzParseRequest FuzzUTF8; do \
+	  $(GO) test ./pkg/wsframe -run '^$$' -fuzz "^$$t$$" -fuzztime $${FUZZTIME:-60s} || exit 1; done
+	$(GO) test ./pkg/backend -run '^$$' -fuzz '^FuzzEncodeMessage$$' -fuzztime $${FUZZTIME:-60s}
+
+clean:
+	rm -rf $(BIN) $(TOOLS)
+
+-include bench/bench.mk

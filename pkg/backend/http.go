@@ -1,0 +1,461 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+
+	"github.com/socketdock/socketdock/pkg/conntable"
+	"github.com/socketdock/socketdock/pkg/metrics"
+	"github.com/socketdock/socketdock/pkg/wsframe"
+)
+
+// HTTPOptions configures the HTTP backend. Zero values mean the defaults noted.
+type HTTPOptions struct {
+	MessageURI    string // required
+	ConnectURI    string // optional: no connect POST when empty
+	DisconnectURI string // optional: no disconnect POST when empty
+	Endpoint      string // base URL of the control listener, without a trailing slash
+
+	Timeout         time.Duration // per attempt; default 30s
+	Retries         int           // extra attempts for retryable failures; default 0
+	RetryBaseDelay  time.Duration // first backoff; default 100ms
+	RetryMaxDelay   time.Duration // largest backoff and Retry-After honoured; default 5s
+	MaxConns        int           // connections per backend host; default 512
+	MaxQueue        int           // queued messages per client connection; default 64
+	MaxResponseBody int           // default 4 MiB
+	ReplyInResponse bool
+
+	Logger  zerolog.Logger
+	Metrics *metrics.Metrics
+}
+
+// HTTP POSTs every event as JSON (CONTRACT §3). Each connection has its own queue served by
+// at most one goroutine, so its POSTs go one at a time and in order; the goroutine exists
+// only while the queue is not empty.
+type HTTP struct {
+	opts    HTTPOptions
+	clients map[string]*fasthttp.HostClient // by scheme://host
+	log     zerolog.Logger
+	m       *metrics.Metrics
+
+	busy    atomic.Int64 // connections with queued or in-flight events
+	drained chan struct{}
+	mu      sync.Mutex // guards drained
+}
+
+// eventKind is what a queued event tells the backend.
+type eventKind uint8
+
+const (
+	evConnect eventKind = iota
+	evMessage
+	evDisconnect
+)
+
+var kindNames = [...]string{evConnect: "connect", evMessage: "message", evDisconnect: "disconnect"}
+
+type event struct {
+	kind eventKind
+	op   ws.OpCode // of a message, to pick the reply's frame type
+	body []byte    // the JSON body, encoded on the event loop
+}
+
+// connQueue is the per-connection state kept in Conn.BackendState.
+type connQueue struct {
+	mu       sync.Mutex
+	events   []event
+	messages int  // queued message events
+	running  bool // a goroutine is serving the queue
+	failed   bool // a POST failed for good; the client was told, later messages are not sent
+}
+
+// NewHTTP validates the URIs and prepares one fasthttp.HostClient per backend host.
+func NewHTTP(opts HTTPOptions) (*HTTP, error) {
+	if opts.MessageURI == "" {
+		return nil, errors.New("http backend needs a message URI")
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 30 * time.Second
+	}
+	if opts.RetryBaseDelay <= 0 {
+		opts.RetryBaseDelay = 100 * time.Millisecond
+	}
+	if opts.RetryMaxDelay <= 0 {
+		opts.RetryMaxDelay = 5 * time.Second
+	}
+	if opts.MaxConns <= 0 {
+		opts.MaxConns = 512
+	}
+	if opts.MaxQueue <= 0 {
+		opts.MaxQueue = 64
+	}
+	if opts.MaxResponseBody <= 0 {
+		opts.MaxResponseBody = 4 << 20
+	}
+	b := &HTTP{opts: opts, clients: make(map[string]*fasthttp.HostClient), log: opts.Logger, m: opts.Metrics}
+	for _, uri := range []string{opts.MessageURI, opts.ConnectURI, opts.DisconnectURI} {
+		if uri == "" {
+			continue
+		}
+		key, addr, tls, err := hostOf(uri)
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := b.clients[key]; ok {
+			continue
+		}
+		b.clients[key] = &fasthttp.HostClient{
+			Addr:                          addr,
+			IsTLS:                         tls,
+			Name:                          "socketdock",
+			MaxConns:                      opts.MaxConns,
+			MaxConnWaitTimeout:            opts.Timeout,
+			MaxIdleConnDuration:           30 * time.Second,
+			ReadTimeout:                   opts.Timeout,
+			WriteTimeout:                  opts.Timeout,
+			MaxResponseBodySize:           opts.MaxResponseBody,
+			DisableHeaderNamesNormalizing: false,
+			RetryIfErr:                    func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
+		}
+	}
+	return b, nil
+}
+
+// hostOf splits a backend URI into its client key and dial address.
+func hostOf(uri string) (key, addr string, tls bool, err error) {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return "", "", false, fmt.Errorf("backend URI %q: %w", uri, err)
+	}
+	switch u.Scheme {
+	case "http":
+	case "https":
+		tls = true
+	default:
+		return "", "", false, fmt.Errorf("backend URI %q: scheme must be http or https", uri)
+	}
+	if u.Host == "" {
+		return "", "", false, fmt.Errorf("backend URI %q: no host", uri)
+	}
+	addr = u.Host
+	if u.Port() == "" {
+		if tls {
+			addr = net.JoinHostPort(u.Hostname(), "443")
+		} else {
+			addr = net.JoinHostPort(u.Hostname(), "80")
+		}
+	}
+	return u.Scheme + "://" + u.Host, addr, tls, nil
+}
+
+func (b *HTTP) client(uri string) *fasthttp.HostClient {
+	key, _, _, _ := hostOf(uri) // validated in NewHTTP
+	return b.clients[key]
+}
+
+// Opened queues the connect POST when a connect URI is set, and forgets the headers.
+func (b *HTTP) Opened(c *conntable.Conn) {
+	q := &connQueue{}
+	c.BackendState = q
+	if b.opts.ConnectURI != "" {
+		body := AppendConnect(nil, b.opts.Endpoint, c.ID, c.Headers)
+		b.enqueue(c, q, event{kind: evConnect, body: body})
+	}
+	c.Headers = nil
+}
+
+// Message queues the message POST; it fails with ErrInboundFull when the queue is at its bound.
+func (b *HTTP) Message(c *conntable.Conn, op ws.OpCode, payload []byte) (Reply, bool, error) {
+	q := c.BackendState.(*connQueue)
+	q.mu.Lock()
+	full := q.messages >= b.opts.MaxQueue
+	q.mu.Unlock()
+	if full {
+		return Reply{}, false, ErrInboundFull
+	}
+	body := AppendMessage(make([]byte, 0, jsonSize(len(payload))), b.opts.Endpoint, c.ID, op, payload)
+	b.enqueue(c, q, event{kind: evMessage, op: op, body: body})
+	return Reply{}, false, nil
+}
+
+// jsonSize guesses a message body's size: base64 growth plus the meta object.
+func jsonSize(n int) int { return n*4/3 + 256 }
+
+// Closed queues the disconnect POST, after everything the connection queued before.
+func (b *HTTP) Closed(c *conntable.Conn, code int, reason string) {
+	q, _ := c.BackendState.(*connQueue)
+	if q == nil || b.opts.DisconnectURI == "" {
+		return
+	}
+	b.enqueue(c, q, event{kind: evDisconnect, body: AppendDisconnect(nil, c.ID, code, reason)})
+}
+
+func (b *HTTP) enqueue(c *conntable.Conn, q *connQueue, ev event) {
+	q.mu.Lock()
+	q.events = append(q.events, ev)
+	if ev.kind == evMessage {
+		q.messages++
+	}
+	start := !q.running
+	q.running = true
+	q.mu.Unlock()
+	if start {
+		b.busy.Add(1)
+		go b.serve(c, q)
+	}
+}
+
+// serve delivers a connection's events one at a time until its queue is empty.
+func (b *HTTP) serve(c *conntable.Conn, q *connQueue) {
+	defer b.idle()
+	for {
+		q.mu.Lock()
+		if len(q.events) == 0 {
+			q.running = false
+			q.events = nil // an idle connection keeps no queue memory
+			q.mu.Unlock()
+			return
+		}
+		ev := q.events[0]
+		q.events[0] = event{}
+		q.events = q.events[1:]
+		if ev.kind == evMessage {
+			q.messages--
+		}
+		failed := q.failed
+		q.mu.Unlock()
+
+		switch ev.kind {
+		case evConnect:
+			if _, err := b.post(ev.kind, b.opts.ConnectURI, ev.body); err != nil {
+				b.fail(c, q, err)
+			}
+		case evMessage:
+			if failed {
+				continue // the client already has a close code saying messages were not delivered
+			}
+			resp, err := b.post(ev.kind, b.opts.MessageURI, ev.body)
+			if err != nil {
+				b.fail(c, q, err)
+				continue
+			}
+			if b.opts.ReplyInResponse && resp.body != nil {
+				b.replyInResponse(c, resp)
+			}
+		case evDisconnect:
+			if _, err := b.post(ev.kind, b.opts.DisconnectURI, ev.body); err != nil {
+				b.log.Warn().Str("connection_id", c.ID).Err(err).Msg("disconnect POST failed")
+			}
+		}
+	}
+}
+
+func (b *HTTP) replyInResponse(c *conntable.Conn, resp postResult) {
+	op := ws.OpBinary
+	if isText(resp.contentType) {
+		op = ws.OpText
+	}
+	if err := c.Transport.Send(op, resp.body); err != nil && !errors.Is(err, conntable.ErrClosing) {
+		b.log.Warn().Str("connection_id", c.ID).Err(err).Msg("reply in response not delivered")
+	}
+}
+
+// isText reports whether a Content-Type is text/* (any parameters).
+func isText(contentType string) bool {
+	return len(contentType) >= 5 && strings.EqualFold(contentType[:5], "text/")
+}
+
+func (b *HTTP) fail(c *conntable.Conn, q *connQueue, err error) {
+	q.mu.Lock()
+	q.failed = true
+	q.mu.Unlock()
+	var de *DeliveryError
+	if !errors.As(err, &de) {
+		de = &DeliveryError{Code: wsframe.CloseInternalError, Reason: "backend unavailable", Err: err}
+	}
+	b.log.Warn().Str("connection_id", c.ID).Int("close_code", de.Code).Err(de.Err).Msg("backend did not accept; closing client")
+	c.Transport.Close(de.Code, de.Reason)
+}
+
+func (b *HTTP) idle() {
+	if b.busy.Add(-1) == 0 {
+		b.mu.Lock()
+		if b.drained != nil {
+			close(b.drained)
+			b.drained = nil
+		}
+		b.mu.Unlock()
+	}
+}
+
+// Drain waits until no connection has queued or in-flight events.
+func (b *HTTP) Drain(ctx context.Context) error {
+	for {
+		b.mu.Lock()
+		if b.busy.Load() == 0 {
+			b.mu.Unlock()
+			return nil
+		}
+		if b.drained == nil {
+			b.drained = make(chan struct{})
+		}
+		ch := b.drained
+		b.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("backend drain: %d connections still have events queued: %w", b.busy.Load(), ctx.Err())
+		}
+	}
+}
+
+// DeliveryError is a POST that failed for good, with the close code the client gets.
+type DeliveryError struct {
+	Code   int
+	Reason string
+	Err    error
+}
+
+func (e *DeliveryError) Error() string { return e.Reason + ": " + e.Err.Error() }
+func (e *DeliveryError) Unwrap() error { return e.Err }
+
+type postResult struct {
+	contentType string
+	body        []byte // nil when empty
+}
+
+// post delivers one body, retrying what CONTRACT §3 allows: transport failures before the
+// request went out, and 429/503 answers, with capped exponential backoff and full jitter.
+func (b *HTTP) post(kind eventKind, uri string, body []byte) (postResult, error) {
+	hc := b.client(uri)
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI(uri)
+	req.Header.SetMethod(fasthttp.MethodPost)
+	req.Header.SetContentType("application/json")
+	req.SetBodyRaw(body)
+
+	latency := b.m.BackendLatency.WithLabelValues(kindNames[kind])
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			b.m.BackendRetries.Inc()
+		}
+		start := time.Now()
+		err := hc.DoTimeout(req, resp, b.opts.Timeout)
+		latency.Observe(time.Since(start).Seconds())
+		var wait time.Duration
+		switch {
+		case err == nil && resp.StatusCode() >= 200 && resp.StatusCode() < 300:
+			var res postResult
+			if len(resp.Body()) > 0 {
+				res = postResult{contentType: string(resp.Header.ContentType()), body: append([]byte(nil), resp.Body()...)}
+			}
+			return res, nil
+		case err == nil && (resp.StatusCode() == 429 || resp.StatusCode() == 503):
+			b.m.BackendErrors.WithLabelValues(statusClass(resp.StatusCode())).Inc()
+			wait = retryAfter(resp.Header.Peek("Retry-After"), time.Now())
+			if attempt >= b.opts.Retries {
+				return postResult{}, &DeliveryError{Code: wsframe.CloseInternalError,
+					Reason: "backend unavailable: " + statusText(resp.StatusCode()), Err: errors.New("retries exhausted")}
+			}
+		case err == nil:
+			s := resp.StatusCode()
+			b.m.BackendErrors.WithLabelValues(statusClass(s)).Inc()
+			code := wsframe.CloseInternalError
+			if s >= 400 && s < 500 {
+				code = wsframe.ClosePolicyViolation
+			}
+			return postResult{}, &DeliveryError{Code: code, Reason: "backend answered " + statusText(s), Err: fmt.Errorf("POST %s: status %d", uri, s)}
+		case retryable(err):
+			b.m.BackendErrors.WithLabelValues("transport").Inc()
+			if attempt >= b.opts.Retries {
+				return postResult{}, &DeliveryError{Code: wsframe.CloseInternalError, Reason: "backend unreachable", Err: fmt.Errorf("POST %s: %w", uri, err)}
+			}
+		case errors.Is(err, fasthttp.ErrTimeout):
+			b.m.BackendErrors.WithLabelValues("timeout").Inc()
+			return postResult{}, &DeliveryError{Code: wsframe.CloseInternalError, Reason: "backend timeout", Err: fmt.Errorf("POST %s: %w", uri, err)}
+		default:
+			b.m.BackendErrors.WithLabelValues("transport").Inc()
+			return postResult{}, &DeliveryError{Code: wsframe.CloseInternalError, Reason: "backend failed", Err: fmt.Errorf("POST %s: %w", uri, err)}
+		}
+		time.Sleep(b.backoff(attempt, wait))
+	}
+}
+
+// backoff is the pause before retry attempt+1: full jitter over a doubling ceiling, or the
+// server's Retry-After, both capped by RetryMaxDelay.
+func (b *HTTP) backoff(attempt int, retryAfter time.Duration) time.Duration {
+	if retryAfter > 0 {
+		return min(retryAfter, b.opts.RetryMaxDelay)
+	}
+	ceiling := min(b.opts.RetryBaseDelay<<min(attempt, 20), b.opts.RetryMaxDelay)
+	return ceiling/2 + rand.N(ceiling/2+1)
+}
+
+// retryAfter parses a Retry-After value (seconds or an HTTP date); 0 when absent or invalid.
+func retryAfter(v []byte, now time.Time) time.Duration {
+	if len(v) == 0 {
+		return 0
+	}
+	if s, err := strconv.Atoi(string(v)); err == nil {
+		if s < 0 {
+			return 0
+		}
+		return time.Duration(s) * time.Second
+	}
+	if t, err := fasthttp.ParseHTTPDate(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// retryable reports whether err happened before the request reached the backend, so sending
+// it again cannot make the backend act twice: a failed dial, no free connection, or a pooled
+// keep-alive connection the backend had already closed.
+func retryable(err error) bool {
+	var op *net.OpError
+	switch {
+	case errors.As(err, &op) && op.Op == "dial":
+		return true
+	case errors.Is(err, fasthttp.ErrDialTimeout), errors.Is(err, fasthttp.ErrNoFreeConns),
+		errors.Is(err, fasthttp.ErrConnectionClosed), errors.Is(err, io.EOF),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return true
+	}
+	return false
+}
+
+func statusClass(s int) string {
+	switch {
+	case s == 429:
+		return "status_429"
+	case s == 503:
+		return "status_503"
+	case s >= 500:
+		return "status_5xx"
+	case s >= 400:
+		return "status_4xx"
+	}
+	return "status_other"
+}
+
+func statusText(s int) string {
+	return strconv.Itoa(s) + " " + fasthttp.StatusMessage(s)
+}

@@ -1,0 +1,122 @@
+package gateway
+
+import (
+	"time"
+
+	"github.com/socketdock/socketdock/pkg/conntable"
+	"github.com/socketdock/socketdock/pkg/wsframe"
+)
+
+// handshake serves the request at the start of buf: it upgrades /ws, answers /healthz and
+// errors, or waits for more bytes. It returns the request's size once w is open.
+func (s *Server) handshake(w *wsConn, buf []byte) int {
+	req, n, err := wsframe.ParseRequest(buf, s.opts.MaxHeaderBytes)
+	if err == nil && n == 0 {
+		return 0 // incomplete: the handshake timer bounds the wait
+	}
+	if err != nil {
+		s.refuse(w, err, "bad_request")
+		return 0
+	}
+	switch req.Path {
+	case "/ws":
+	case "/healthz":
+		if req.Method != "GET" && req.Method != "HEAD" {
+			s.respond(w, 405, "Allow: GET, HEAD\r\n", "method not allowed\n")
+			return 0
+		}
+		s.respond(w, 200, "", "ok\n")
+		return 0
+	default:
+		s.respond(w, 404, "", "not found\n")
+		return 0
+	}
+	accept, err := wsframe.CheckUpgrade(&req)
+	if err != nil {
+		s.refuse(w, err, "bad_upgrade")
+		return 0
+	}
+	if s.draining.Load() {
+		s.refuse(w, &wsframe.HTTPError{Status: 503, Reason: "server is shutting down"}, "draining")
+		return 0
+	}
+	w.remote = remoteIP(w.gc.RemoteAddr())
+	if reason := s.admit(w.remote); reason != "" {
+		s.refuse(w, &wsframe.HTTPError{Status: 503, Reason: "too many connections", Header: "Retry-After: 1\r\n"}, reason)
+		return 0
+	}
+
+	headers := make([][2]string, len(req.Headers))
+	for i, h := range req.Headers {
+		headers[i] = [2]string{h.Name, h.Value}
+	}
+	w.conn = &conntable.Conn{
+		ID:          conntable.NewID(),
+		ConnectedAt: time.Now(),
+		RemoteAddr:  w.gc.RemoteAddr().String(),
+		Transport:   w,
+		Headers:     headers,
+	}
+	w.dec.MaxMessage = s.opts.MaxMessageSize
+	w.state = stateOpen
+	w.write(wsframe.AppendUpgradeResponse(w.loop.scratch(), accept, ""))
+	w.loop.wheel.schedule(w, w.loop.wheel.now+s.ticks(s.opts.PingInterval))
+	// The backend learns of the connection before the table can route a send to it.
+	s.opts.Backend.Opened(w.conn)
+	s.opts.Table.Add(w.conn)
+	s.log.Debug().Str("connection_id", w.conn.ID).Str("remote", w.conn.RemoteAddr).Msg("connected")
+	return n
+}
+
+// admit counts an upgrade against the connection limits; it returns the reason for a refusal.
+func (s *Server) admit(ip string) string {
+	if max := s.opts.MaxConnections; max > 0 && s.upgraded.Add(1) > int64(max) {
+		s.upgraded.Add(-1)
+		return "max_connections"
+	} else if max <= 0 {
+		s.upgraded.Add(1)
+	}
+	if max := s.opts.MaxConnectionsPerIP; max > 0 {
+		s.perIPMu.Lock()
+		defer s.perIPMu.Unlock()
+		if s.perIP[ip] >= max {
+			s.upgraded.Add(-1)
+			return "max_connections_per_ip"
+		}
+		s.perIP[ip]++
+	}
+	return ""
+}
+
+func (s *Server) releaseIP(ip string) {
+	if s.opts.MaxConnectionsPerIP <= 0 {
+		return
+	}
+	s.perIPMu.Lock()
+	if s.perIP[ip]--; s.perIP[ip] <= 0 {
+		delete(s.perIP, ip)
+	}
+	s.perIPMu.Unlock()
+}
+
+// refuse answers a request that will not be upgraded with its HTTP error, and counts it.
+func (s *Server) refuse(w *wsConn, err error, reason string) {
+	he, ok := err.(*wsframe.HTTPError)
+	if !ok {
+		he = &wsframe.HTTPError{Status: 400, Reason: err.Error()}
+	}
+	s.opts.Metrics.UpgradesRejected.WithLabelValues(reason).Inc()
+	s.respond(w, he.Status, he.Header, he.Reason+"\n")
+}
+
+// respond writes a plain HTTP answer and closes the connection after it.
+func (s *Server) respond(w *wsConn, status int, header, body string) {
+	s.opts.Metrics.HTTPResponses.WithLabelValues(statusLabel(status)).Inc()
+	w.write(wsframe.AppendResponse(w.loop.scratch(), status, header, body))
+	w.shut()
+}
+
+func statusLabel(status int) string {
+	const digits = "0123456789"
+	return string([]byte{digits[status/100%10], digits[status/10%10], digits[status%10]})
+}

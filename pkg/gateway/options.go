@@ -1,0 +1,70 @@
+// Package gateway is the public listener: a gnet event handler that serves WebSocket upgrades,
+// RFC 6455 framing, server pings and /healthz, and hands complete messages to the backend.
+package gateway
+
+import (
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/socketdock/socketdock/pkg/backend"
+	"github.com/socketdock/socketdock/pkg/conntable"
+	"github.com/socketdock/socketdock/pkg/metrics"
+)
+
+// Options configures a Server. Zero values mean the defaults noted.
+type Options struct {
+	Addr      string // host:port to listen on
+	Loops     int    // event loops; default: one per CPU
+	ReusePort bool   // SO_REUSEPORT, so several processes can share the port
+
+	MaxMessageSize      int           // default 4 MiB
+	MaxOutboundBytes    int           // per connection; default 4 MiB + 1 KiB, so one largest message fits
+	MaxHeaderBytes      int           // upgrade request head; default 8 KiB
+	MaxConnections      int           // 0: unlimited
+	MaxConnectionsPerIP int           // 0: unlimited
+	PingInterval        time.Duration // default 20s
+	PingTimeout         time.Duration // default 20s
+	HandshakeTimeout    time.Duration // default 10s
+	WriteTimeout        time.Duration // a client that reads nothing for this long is closed; default 30s
+	CloseTimeout        time.Duration // wait for the client's close echo; default 5s
+
+	Table   *conntable.Table
+	Backend backend.Backend
+	Metrics *metrics.Metrics
+	Logger  zerolog.Logger
+}
+
+func (o *Options) setDefaults() {
+	if o.MaxMessageSize <= 0 {
+		o.MaxMessageSize = 4 << 20
+	}
+	if o.MaxOutboundBytes <= 0 {
+		o.MaxOutboundBytes = o.MaxMessageSize + 1024
+	}
+	if o.MaxHeaderBytes <= 0 {
+		o.MaxHeaderBytes = 8 << 10
+	}
+	if o.PingInterval <= 0 {
+		o.PingInterval = 20 * time.Second
+	}
+	if o.PingTimeout <= 0 {
+		o.PingTimeout = 20 * time.Second
+	}
+	if o.HandshakeTimeout <= 0 {
+		o.HandshakeTimeout = 10 * time.Second
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 30 * time.Second
+	}
+	if o.CloseTimeout <= 0 {
+		o.CloseTimeout = 5 * time.Second
+	}
+}
+
+// tickFor picks the timer wheel's resolution: fine enough for the shortest timeout, coarse
+// enough that sweeps cost nothing at rest.
+func tickFor(o *Options) time.Duration {
+	d := min(o.PingInterval, o.PingTimeout, o.HandshakeTimeout, o.WriteTimeout, o.CloseTimeout) / 8
+	return min(max(d, 5*time.Millisecond), 500*time.Millisecond)
+}

@@ -1,0 +1,315 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"github.com/rs/zerolog"
+
+	"github.com/socketdock/socketdock/pkg/backend"
+	"github.com/socketdock/socketdock/pkg/conntable"
+	"github.com/socketdock/socketdock/pkg/wsframe"
+)
+
+// Server is the public listener. Create it with New, start it with Start.
+type Server struct {
+	gnet.BuiltinEventEngine
+
+	opts  Options
+	log   zerolog.Logger
+	tick  time.Duration
+	start time.Time
+
+	loopsMu sync.Mutex
+	loops   map[gnet.EventLoop]*loop
+
+	upgraded atomic.Int64 // open WebSocket connections, for MaxConnections
+	perIPMu  sync.Mutex
+	perIP    map[string]int
+
+	draining atomic.Bool
+	eng      gnet.Engine
+	booted   chan struct{}
+	stopped  chan struct{}
+	runErr   error
+}
+
+// loop is the state one event loop owns: its timer wheel and output scratch space.
+type loop struct {
+	el       gnet.EventLoop
+	wheel    wheel
+	out      []byte  // OnTraffic's output batch
+	batching *wsConn // whose output is being batched, if any
+	tmp      []byte
+}
+
+func (l *loop) scratch() []byte { return l.tmp[:0] }
+
+// New prepares a Server; it listens once Start is called.
+func New(opts Options) *Server {
+	opts.setDefaults()
+	s := &Server{
+		opts:    opts,
+		log:     opts.Logger,
+		loops:   make(map[gnet.EventLoop]*loop),
+		perIP:   make(map[string]int),
+		booted:  make(chan struct{}),
+		stopped: make(chan struct{}),
+	}
+	s.tick = tickFor(&s.opts)
+	return s
+}
+
+// Start binds the listener and returns once it accepts connections, or with the bind error.
+func (s *Server) Start() error {
+	s.start = time.Now()
+	loops := s.opts.Loops
+	if loops <= 0 {
+		loops = runtime.NumCPU()
+	}
+	go func() {
+		s.runErr = gnet.Run(s, "tcp://"+s.opts.Addr,
+			gnet.WithNumEventLoop(loops),
+			gnet.WithReusePort(s.opts.ReusePort),
+			gnet.WithReuseAddr(true),
+			gnet.WithTicker(true),
+			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+			gnet.WithLogger(gnetLogger{s.log}),
+		)
+		close(s.stopped)
+	}()
+	select {
+	case <-s.booted:
+		return nil
+	case <-s.stopped:
+		return fmt.Errorf("public listener %s: %w", s.opts.Addr, s.runErr)
+	}
+}
+
+// Drain refuses new upgrades (503) and closes every open connection with 1001.
+func (s *Server) Drain() {
+	s.draining.Store(true)
+	s.opts.Table.Range(func(c *conntable.Conn) bool {
+		c.Transport.Close(wsframe.CloseGoingAway, "server shutting down")
+		return true
+	})
+}
+
+// Stop closes the listener and every remaining connection, and waits for the engine to end.
+func (s *Server) Stop(ctx context.Context) error {
+	select {
+	case <-s.booted:
+	default:
+		return nil
+	}
+	err := s.eng.Stop(ctx)
+	select {
+	case <-s.stopped:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return err
+}
+
+// OnBoot implements gnet.EventHandler.
+func (s *Server) OnBoot(eng gnet.Engine) gnet.Action {
+	s.eng = eng
+	close(s.booted)
+	return gnet.None
+}
+
+// OnTick asks every loop to advance its timer wheel.
+func (s *Server) OnTick() (time.Duration, gnet.Action) {
+	now := int64(time.Since(s.start) / s.tick)
+	s.loopsMu.Lock()
+	for _, l := range s.loops {
+		l := l
+		_ = l.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+			l.wheel.advance(now, (*wsConn).timer)
+			return nil
+		}))
+	}
+	s.loopsMu.Unlock()
+	return s.tick, gnet.None
+}
+
+// ticks converts a duration into wheel ticks, at least one.
+func (s *Server) ticks(d time.Duration) int64 { return max(int64(d/s.tick), 1) }
+
+func (s *Server) loopOf(c gnet.Conn) *loop {
+	el := c.EventLoop()
+	s.loopsMu.Lock()
+	defer s.loopsMu.Unlock()
+	l, ok := s.loops[el]
+	if !ok {
+		l = &loop{el: el, tmp: make([]byte, 0, 256)}
+		l.wheel.now = int64(time.Since(s.start) / s.tick)
+		s.loops[el] = l
+	}
+	return l
+}
+
+// OnOpen starts the handshake clock for a new TCP connection.
+func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+	l := s.loopOf(c)
+	w := &wsConn{gc: c, srv: s, loop: l}
+	w.lastRead = l.wheel.now
+	w.deadline = l.wheel.now + s.ticks(s.opts.HandshakeTimeout)
+	l.wheel.schedule(w, w.deadline)
+	c.SetContext(w)
+	return nil, gnet.None
+}
+
+// OnClose reports an upgraded connection's end to the backend, exactly once.
+func (s *Server) OnClose(c gnet.Conn, err error) gnet.Action {
+	w, _ := c.Context().(*wsConn)
+	if w == nil {
+		return gnet.None
+	}
+	w.state = stateClosed
+	w.closing.Store(true)
+	if w.conn == nil {
+		return gnet.None
+	}
+	code, reason := w.closeCode, w.closeReason
+	if code == 0 {
+		code, reason = wsframe.CloseAbnormal, "connection lost"
+		if err != nil && !errors.Is(err, net.ErrClosed) {
+			reason = "connection lost: " + err.Error()
+		}
+	}
+	s.opts.Table.Remove(w.conn.ID)
+	s.upgraded.Add(-1)
+	s.releaseIP(w.remote)
+	s.opts.Metrics.Closed(code)
+	s.opts.Backend.Closed(w.conn, code, reason)
+	s.log.Debug().Str("connection_id", w.conn.ID).Int("code", code).Str("reason", reason).Msg("disconnected")
+	return gnet.None
+}
+
+// OnTraffic reads the upgrade request, then frames, as far as the bytes go.
+func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
+	w := c.Context().(*wsConn)
+	l := w.loop
+	l.batching = w
+	l.out = l.out[:0]
+	action := s.read(w)
+	l.batching = nil
+	if len(l.out) > 0 {
+		_, _ = c.Write(l.out)
+		if cap(l.out) > 64<<10 {
+			l.out = nil
+		}
+	}
+	if w.state == stateClosed {
+		return gnet.Close
+	}
+	w.outBuffered.Store(int64(c.OutboundBuffered()))
+	return action
+}
+
+func (s *Server) read(w *wsConn) gnet.Action {
+	c := w.gc
+	w.lastRead = w.loop.wheel.now
+	buf, _ := c.Peek(-1)
+	if w.state == stateHandshake {
+		n := s.handshake(w, buf)
+		if w.state != stateOpen {
+			if w.state == stateClosed {
+				_, _ = c.Discard(len(buf))
+			}
+			return gnet.None
+		}
+		buf = buf[n:]
+		_, _ = c.Discard(n)
+	}
+	consumed := 0
+	for consumed < len(buf) && (w.state == stateOpen || w.state == stateClosing) {
+		ev, n, err := w.dec.Next(buf[consumed:])
+		if err != nil {
+			var ce *wsframe.CloseError
+			errors.As(err, &ce)
+			w.fail(ce.Code, ce.Reason)
+			break
+		}
+		consumed += n
+		switch ev.Kind {
+		case wsframe.NeedMore:
+			if n == 0 {
+				goto done
+			}
+		case wsframe.Message:
+			if w.state == stateOpen {
+				s.message(w, ev)
+			}
+		case wsframe.Ping:
+			if w.state == stateOpen {
+				w.write(wsframe.AppendFrame(w.loop.scratch(), wsframe.OpPong, ev.Payload))
+			}
+		case wsframe.Pong:
+			// lastRead already counts it as life.
+		case wsframe.Close:
+			s.peerClosed(w, ev)
+		}
+	}
+done:
+	if w.state == stateClosed {
+		_, _ = c.Discard(len(buf))
+		return gnet.None
+	}
+	_, _ = c.Discard(consumed)
+	w.dec.Release()
+	return gnet.None
+}
+
+// message hands a complete client message to the backend and writes an immediate reply.
+func (s *Server) message(w *wsConn, ev wsframe.Event) {
+	m := s.opts.Metrics
+	w.conn.CountIn()
+	if len(ev.Payload) == 0 {
+		m.EmptyMessages.Inc()
+		return
+	}
+	if ev.Op == wsframe.OpText {
+		m.MessagesInText.Inc()
+	} else {
+		m.MessagesInBinary.Inc()
+	}
+	m.BytesIn.Add(float64(len(ev.Payload)))
+	reply, replied, err := s.opts.Backend.Message(w.conn, ev.Op, ev.Payload)
+	if errors.Is(err, backend.ErrInboundFull) {
+		w.startClose(wsframe.CloseTryAgainLater, "inbound queue full")
+		return
+	}
+	if !replied {
+		return
+	}
+	size := wsframe.FrameSize(len(reply.Payload))
+	if w.gc.OutboundBuffered()+len(w.loop.out)+size > s.opts.MaxOutboundBytes {
+		w.startClose(wsframe.CloseTryAgainLater, "outbound buffer full")
+		return
+	}
+	w.loop.out = wsframe.AppendFrame(w.loop.out, reply.Op, reply.Payload)
+	w.countOut(reply.Op, len(reply.Payload))
+}
+
+// peerClosed answers the client's close frame: the echo when the client started the closing
+// handshake, then the TCP close either way.
+func (s *Server) peerClosed(w *wsConn, ev wsframe.Event) {
+	if w.state == stateOpen {
+		w.closeCode, w.closeReason = ev.Code, ev.Reason
+		echo := ev.Code
+		if echo == wsframe.CloseNoStatus {
+			echo = 0
+		}
+		w.write(wsframe.AppendClose(w.loop.scratch(), echo, ev.Reason))
+	}
+	w.shut()
+}

@@ -1,0 +1,89 @@
+// Package metrics defines the relay's Prometheus instruments. Every component receives the
+// *Metrics it records into through its constructor; nothing registers globally, so tests can
+// run several servers in one process.
+package metrics
+
+import (
+	"strconv"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics holds the instruments, with label values resolved up front for the hot paths.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	MessagesInText, MessagesInBinary   prometheus.Counter
+	MessagesOutText, MessagesOutBinary prometheus.Counter
+	BytesIn, BytesOut                  prometheus.Counter
+	EmptyMessages                      prometheus.Counter
+
+	UpgradesRejected *prometheus.CounterVec // reason
+	HTTPResponses    *prometheus.CounterVec // public port non-upgrade answers, by status
+
+	BackendLatency *prometheus.HistogramVec // kind: connect, message, disconnect
+	BackendErrors  *prometheus.CounterVec   // kind: transport, timeout, status_4xx, status_5xx, retry_exhausted
+	BackendRetries prometheus.Counter
+
+	SendResults *prometheus.CounterVec // control API send outcome
+
+	closes   *prometheus.CounterVec
+	closesMu sync.Mutex
+	closeBy  map[int]prometheus.Counter
+}
+
+// New creates the instruments and registers them, with the Go and process collectors, in a
+// fresh registry. active and lifetime report the connection table's counts.
+func New(active func() float64, lifetime func() float64) *Metrics {
+	r := prometheus.NewRegistry()
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	f := func(c prometheus.Collector) { r.MustRegister(c) }
+
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "socketdock_connections_active", Help: "Open client connections."}, active))
+	f(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "socketdock_connections_total", Help: "Client connections opened since start."}, lifetime))
+
+	msgIn := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "socketdock_messages_in_total", Help: "Complete messages received from clients."}, []string{"type"})
+	msgOut := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "socketdock_messages_out_total", Help: "Complete messages sent to clients."}, []string{"type"})
+	m := &Metrics{
+		Registry:          r,
+		MessagesInText:    msgIn.WithLabelValues("text"),
+		MessagesInBinary:  msgIn.WithLabelValues("binary"),
+		MessagesOutText:   msgOut.WithLabelValues("text"),
+		MessagesOutBinary: msgOut.WithLabelValues("binary"),
+		BytesIn:           prometheus.NewCounter(prometheus.CounterOpts{Name: "socketdock_bytes_in_total", Help: "Message payload bytes received from clients."}),
+		BytesOut:          prometheus.NewCounter(prometheus.CounterOpts{Name: "socketdock_bytes_out_total", Help: "Message payload bytes sent to clients."}),
+		EmptyMessages:     prometheus.NewCounter(prometheus.CounterOpts{Name: "socketdock_empty_messages_total", Help: "Empty client messages (not forwarded to the backend)."}),
+		UpgradesRejected:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "socketdock_upgrades_rejected_total", Help: "WebSocket upgrades refused, by reason."}, []string{"reason"}),
+		HTTPResponses:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "socketdock_public_http_responses_total", Help: "Plain HTTP answers on the public port, by status."}, []string{"status"}),
+		BackendLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "socketdock_backend_request_duration_seconds", Help: "Backend POST latency per attempt.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"kind"}),
+		BackendErrors:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "socketdock_backend_errors_total", Help: "Failed backend POST attempts, by kind."}, []string{"kind"}),
+		BackendRetries: prometheus.NewCounter(prometheus.CounterOpts{Name: "socketdock_backend_retries_total", Help: "Backend POST attempts that were retries."}),
+		SendResults:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "socketdock_control_send_total", Help: "Control API send calls, by result."}, []string{"result"}),
+		closes:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: "socketdock_closes_total", Help: "Client connections ended, by close code (1006: no close handshake)."}, []string{"code"}),
+		closeBy:        make(map[int]prometheus.Counter),
+	}
+	f(msgIn)
+	f(msgOut)
+	for _, c := range []prometheus.Collector{m.BytesIn, m.BytesOut, m.EmptyMessages, m.UpgradesRejected, m.HTTPResponses,
+		m.BackendLatency, m.BackendErrors, m.BackendRetries, m.SendResults, m.closes} {
+		f(c)
+	}
+	return m
+}
+
+// Closed counts a connection that ended with code.
+func (m *Metrics) Closed(code int) {
+	m.closesMu.Lock()
+	c, ok := m.closeBy[code]
+	if !ok {
+		c = m.closes.WithLabelValues(strconv.Itoa(code))
+		m.closeBy[code] = c
+	}
+	m.closesMu.Unlock()
+	c.Inc()
+}

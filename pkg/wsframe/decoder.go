@@ -1,0 +1,161 @@
+package wsframe
+
+import (
+	"unicode/utf8"
+
+	"github.com/gobwas/ws"
+)
+
+// Kind says what Decoder.Next found.
+type Kind uint8
+
+const (
+	// NeedMore: the bytes hold no complete event yet; feed more.
+	NeedMore Kind = iota
+	// Message: a complete text or binary message (fragments joined).
+	Message
+	// Ping, Pong: a control frame with its payload.
+	Ping
+	Pong
+	// Close: the peer's close frame, with a validated code and reason.
+	Close
+)
+
+// Event is one thing the decoder found. Payload aliases either the caller's bytes (a message
+// that arrived whole in one frame) or the decoder's own buffer: it is valid until the caller
+// discards those bytes or calls Next again, whichever comes first.
+type Event struct {
+	Kind    Kind
+	Op      ws.OpCode // OpText or OpBinary for a Message
+	Payload []byte
+	Code    int // for Close
+	Reason  string
+}
+
+// Decoder turns the client-to-server byte stream into events. It unmasks in place, streams
+// large frames into its buffer as they arrive, and enforces the message size limit before
+// buffering. The zero value accepts messages of any size; set MaxMessage.
+type Decoder struct {
+	MaxMessage int // largest message in bytes; 0 means no limit
+
+	// The frame whose payload is being read, when remaining > 0 or inFrame.
+	frame     ws.Header
+	inFrame   bool
+	remaining int64
+	maskPos   int
+
+	// The message being assembled.
+	fragmented bool
+	msgOp      ws.OpCode
+	buf        []byte
+	text       UTF8
+}
+
+// Next consumes a prefix of b (n bytes) and returns the first event found in it. Callers loop
+// while n > 0 or ev.Kind != NeedMore. After an error the stream is unusable.
+func (d *Decoder) Next(b []byte) (ev Event, n int, err error) {
+	if !d.inFrame {
+		h, hn, err := ParseHeader(b)
+		if err != nil || hn == 0 {
+			return ev, 0, err
+		}
+		if err := d.admit(h); err != nil {
+			return ev, 0, err
+		}
+		if h.OpCode.IsControl() {
+			// Control frames are tiny: wait until the whole frame is here.
+			total := hn + int(h.Length)
+			if len(b) < total {
+				return ev, 0, nil
+			}
+			p := b[hn:total]
+			ws.Cipher(p, h.Mask, 0)
+			ev, err = control(h.OpCode, p)
+			return ev, total, err
+		}
+		// A whole single-frame message: hand out the caller's bytes, no copy.
+		if h.Fin && !d.fragmented && len(b)-hn >= int(h.Length) {
+			total := hn + int(h.Length)
+			p := b[hn:total]
+			ws.Cipher(p, h.Mask, 0)
+			if h.OpCode == OpText && !utf8.Valid(p) {
+				return ev, 0, errTextUTF8
+			}
+			return Event{Kind: Message, Op: h.OpCode, Payload: p}, total, nil
+		}
+		if !d.fragmented {
+			d.msgOp = h.OpCode
+			d.text.Reset()
+		}
+		d.fragmented = true
+		d.frame, d.inFrame, d.remaining, d.maskPos = h, true, h.Length, 0
+		n = hn
+		b = b[hn:]
+	}
+	take := int(min(d.remaining, int64(len(b))))
+	if take > 0 {
+		p := b[:take]
+		ws.Cipher(p, d.frame.Mask, d.maskPos)
+		if d.msgOp == OpText && !d.text.Write(p) {
+			return ev, 0, errTextUTF8
+		}
+		d.buf = append(d.buf, p...)
+		d.maskPos += take
+		d.remaining -= int64(take)
+		n += take
+	}
+	if d.remaining > 0 {
+		return ev, n, nil
+	}
+	d.inFrame = false
+	if !d.frame.Fin {
+		return ev, n, nil
+	}
+	if d.msgOp == OpText && !d.text.Complete() {
+		return ev, 0, errTextUTF8
+	}
+	ev = Event{Kind: Message, Op: d.msgOp, Payload: d.buf}
+	d.fragmented = false
+	d.buf = d.buf[:0]
+	return ev, n, nil
+}
+
+// admit checks a header against the message state and the size limit.
+func (d *Decoder) admit(h ws.Header) error {
+	switch {
+	case h.OpCode.IsControl():
+		return nil
+	case h.OpCode == OpContinuation && !d.fragmented:
+		return errNoContinue
+	case h.OpCode != OpContinuation && d.fragmented:
+		return errContinue
+	case d.MaxMessage > 0 && h.Length > int64(d.MaxMessage-len(d.buf)):
+		return errMessageTooBig
+	}
+	return nil
+}
+
+// Release drops the assembly buffer so an idle connection holds no message memory. Call it
+// after the caller is done with a Message event's payload.
+func (d *Decoder) Release() {
+	if !d.fragmented && !d.inFrame {
+		d.buf = nil
+	}
+}
+
+// Buffered is the size of the message being assembled.
+func (d *Decoder) Buffered() int { return len(d.buf) }
+
+func control(op ws.OpCode, p []byte) (Event, error) {
+	switch op {
+	case OpPing:
+		return Event{Kind: Ping, Payload: p}, nil
+	case OpPong:
+		return Event{Kind: Pong, Payload: p}, nil
+	}
+	code, reason, err := ParseClosePayload(p)
+	if err != nil {
+		return Event{}, err
+	}
+	return Event{Kind: Close, Code: code, Reason: reason, Payload: p}, nil
+}
