@@ -169,7 +169,7 @@ func runEcho(ctx context.Context, args []string) error {
 	}
 	if len(pids) > 0 && res.Msgs > 0 {
 		res.TargetCPUS = (cpu1 - cpu0).Seconds()
-		res.CPUPerMsgUS = float64((cpu1-cpu0).Microseconds()) / float64(res.Msgs)
+		res.CPUPerMsgUS = float64((cpu1 - cpu0).Microseconds()) / float64(res.Msgs)
 	}
 	logf("echo: %.0f msgs/s  p50 %dµs p90 %dµs p99 %dµs max %dµs  errors %d mismatches %d",
 		res.MsgsPerSec, res.Latency.P50, res.Latency.P90, res.Latency.P99, res.Latency.Max, res.Errors, res.Mismatches)

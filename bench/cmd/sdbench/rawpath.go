@@ -102,11 +102,11 @@ func runRawPath(ctx context.Context, args []string) error {
 				rc.Error("busy", fasthttp.StatusServiceUnavailable)
 			}
 		},
-		Concurrency:                  *conns * 4,
+		Concurrency:                   *conns * 4,
 		DisableHeaderNamesNormalizing: true,
 		NoDefaultServerHeader:         true,
-		ReadTimeout:                  30 * time.Second,
-		IdleTimeout:                  30 * time.Second,
+		ReadTimeout:                   30 * time.Second,
+		IdleTimeout:                   30 * time.Second,
 	}
 	go srv.Serve(ln)
 	defer srv.Shutdown()

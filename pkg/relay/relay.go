@@ -1,0 +1,132 @@
+// Package relay wires the relay's parts together from one config.Options: the connection
+// table, metrics, backend, control API and public gateway. The command and the end-to-end
+// tests both start relays through it.
+package relay
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/socketdock/socketdock/pkg/backend"
+	"github.com/socketdock/socketdock/pkg/config"
+	"github.com/socketdock/socketdock/pkg/conntable"
+	"github.com/socketdock/socketdock/pkg/control"
+	"github.com/socketdock/socketdock/pkg/gateway"
+	"github.com/socketdock/socketdock/pkg/metrics"
+)
+
+// Relay is one running SocketDock.
+type Relay struct {
+	opts    config.Options
+	log     zerolog.Logger
+	Table   *conntable.Table
+	Metrics *metrics.Metrics
+	backend backend.Backend
+	control *control.Server
+	gateway *gateway.Server
+}
+
+// New builds a relay from validated options (see config.Parse).
+func New(opts config.Options, log zerolog.Logger) (*Relay, error) {
+	r := &Relay{opts: opts, log: log, Table: conntable.New()}
+	r.Metrics = metrics.New(func() float64 { return float64(r.Table.Active()) }, func() float64 { return float64(r.Table.Lifetime()) })
+	r.backend = backend.Loopback{}
+	if opts.Backend == "http" {
+		h, err := backend.NewHTTP(backend.HTTPOptions{
+			MessageURI:      opts.MessageURI,
+			ConnectURI:      opts.ConnectURI,
+			DisconnectURI:   opts.DisconnectURI,
+			Endpoint:        opts.Endpoint,
+			Timeout:         opts.BackendTimeout,
+			Retries:         opts.BackendRetries,
+			MaxConns:        opts.BackendMaxConns,
+			MaxQueue:        opts.MaxInboundQueue,
+			MaxResponseBody: opts.MaxMessageSize,
+			ReplyInResponse: opts.ReplyInResponse,
+			Logger:          log,
+			Metrics:         r.Metrics,
+		})
+		if err != nil {
+			return nil, err
+		}
+		r.backend = h
+	}
+	r.control = control.New(control.Options{
+		Addr:           r.ControlAddr(),
+		MaxMessageSize: opts.MaxMessageSize,
+		Token:          opts.ControlToken,
+		Table:          r.Table,
+		Metrics:        r.Metrics,
+		Logger:         log,
+	})
+	r.gateway = gateway.New(gateway.Options{
+		Addr:                r.PublicAddr(),
+		Loops:               opts.Loops,
+		ReusePort:           opts.ReusePort,
+		MaxMessageSize:      opts.MaxMessageSize,
+		MaxOutboundBytes:    opts.MaxOutboundBytes,
+		MaxHeaderBytes:      opts.MaxHeaderBytes,
+		MaxConnections:      opts.MaxConnections,
+		MaxConnectionsPerIP: opts.MaxConnectionsPerIP,
+		PingInterval:        opts.PingInterval,
+		PingTimeout:         opts.PingTimeout,
+		HandshakeTimeout:    opts.HandshakeTimeout,
+		WriteTimeout:        opts.WriteTimeout,
+		Table:               r.Table,
+		Backend:             r.backend,
+		Metrics:             r.Metrics,
+		Logger:              log,
+	})
+	return r, nil
+}
+
+// PublicAddr is the WebSocket listener's host:port.
+func (r *Relay) PublicAddr() string {
+	return net.JoinHostPort(r.opts.BindIP, strconv.Itoa(r.opts.BindPort))
+}
+
+// ControlAddr is the control listener's host:port.
+func (r *Relay) ControlAddr() string {
+	return net.JoinHostPort(r.opts.ControlBindIP, strconv.Itoa(r.opts.ControlBindPort))
+}
+
+// Start opens both listeners.
+func (r *Relay) Start() error {
+	if err := r.control.Start(); err != nil {
+		return err
+	}
+	if r.opts.ControlToken == "" && !net.ParseIP(r.opts.ControlBindIP).IsLoopback() {
+		r.log.Warn().Str("control", r.ControlAddr()).
+			Msg("control API is reachable beyond loopback without a token: set --control-token-file (or SOCKETDOCK_CONTROL_TOKEN)")
+	}
+	if err := r.gateway.Start(); err != nil {
+		_ = r.control.Stop()
+		return err
+	}
+	return nil
+}
+
+// Shutdown drains: /readyz turns 503, upgrades get 503, clients are closed with 1001, queued
+// backend POSTs (disconnects among them) get until ctx ends, then both listeners stop.
+func (r *Relay) Shutdown(ctx context.Context) error {
+	r.control.SetDraining()
+	r.gateway.Drain()
+	for r.Table.Active() > 0 && ctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	gwErr := r.gateway.Stop(stopCtx)
+	beErr := r.backend.Drain(ctx)
+	ctlErr := r.control.Stop()
+	for _, err := range []error{beErr, gwErr, ctlErr} {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
