@@ -397,4 +397,3 @@ func (c *rawConn) expectEOF(t testing.TB) {
 		t.Fatalf("want EOF, got %v", err)
 	}
 }
-
