@@ -36,9 +36,15 @@ type HTTPOptions struct {
 	RetryBaseDelay  time.Duration // first backoff; default 100ms
 	RetryMaxDelay   time.Duration // largest backoff and Retry-After honoured; default 5s
 	MaxConns        int           // connections per backend host; default 512
-	MaxQueue        int           // queued messages per client connection; default 64
+	MaxQueue        int           // queued messages per client connection; default 256
+	MaxQueueBytes   int           // queued message bytes (JSON bodies) per client connection; default 8 MiB
 	MaxResponseBody int           // default 4 MiB
 	ReplyInResponse bool
+
+	// Security (docs/SECURITY.md, sign.go, authorize.go).
+	Secret         []byte   // signs every POST (HeaderTimestamp, HeaderSignature) when set
+	ForwardHeaders []string // upgrade headers put into the connect POST (lower-case); nil: all
+	Authorize      bool     // connect POST happens in Authorize, before the upgrade; Opened skips it
 
 	Logger  zerolog.Logger
 	Metrics *metrics.Metrics
@@ -80,6 +86,7 @@ type connQueue struct {
 	mu       sync.Mutex
 	events   []event
 	messages int  // queued message events
+	bytes    int  // their bodies' size
 	running  bool // a goroutine is serving the queue
 	failed   bool // a POST failed for good; the client was told, later messages are not sent
 }
@@ -102,7 +109,10 @@ func NewHTTP(opts HTTPOptions) (*HTTP, error) {
 		opts.MaxConns = 512
 	}
 	if opts.MaxQueue <= 0 {
-		opts.MaxQueue = 64
+		opts.MaxQueue = 256
+	}
+	if opts.MaxQueueBytes <= 0 {
+		opts.MaxQueueBytes = 8 << 20
 	}
 	if opts.MaxResponseBody <= 0 {
 		opts.MaxResponseBody = 4 << 20
@@ -172,23 +182,25 @@ func (b *HTTP) client(uri string) *fasthttp.HostClient {
 func (b *HTTP) Opened(c *conntable.Conn) {
 	q := &connQueue{}
 	c.BackendState = q
-	if b.opts.ConnectURI != "" {
-		body := AppendConnect(nil, b.opts.Endpoint, c.ID, c.Headers)
+	if b.opts.ConnectURI != "" && !b.opts.Authorize {
+		body := AppendConnect(nil, b.opts.Endpoint, c.ID, forwardable(c.Headers, b.opts.ForwardHeaders))
 		b.enqueue(c, q, event{kind: evConnect, body: body})
 	}
 	c.Headers = nil
 }
 
-// Message queues the message POST; it fails with ErrInboundFull when the queue is at its bound.
+// Message queues the message POST; it fails with ErrInboundFull when the queue is at its
+// bound in messages or bytes. A single message always fits an empty queue.
 func (b *HTTP) Message(c *conntable.Conn, op ws.OpCode, payload []byte) (Reply, bool, error) {
 	q := c.BackendState.(*connQueue)
+	size := jsonSize(len(payload))
 	q.mu.Lock()
-	full := q.messages >= b.opts.MaxQueue
+	full := q.messages >= b.opts.MaxQueue || (q.messages > 0 && q.bytes+size > b.opts.MaxQueueBytes)
 	q.mu.Unlock()
 	if full {
 		return Reply{}, false, ErrInboundFull
 	}
-	body := AppendMessage(make([]byte, 0, jsonSize(len(payload))), b.opts.Endpoint, c.ID, op, payload)
+	body := AppendMessage(make([]byte, 0, size), b.opts.Endpoint, c.ID, op, payload)
 	b.enqueue(c, q, event{kind: evMessage, op: op, body: body})
 	return Reply{}, false, nil
 }
@@ -210,6 +222,7 @@ func (b *HTTP) enqueue(c *conntable.Conn, q *connQueue, ev event) {
 	q.events = append(q.events, ev)
 	if ev.kind == evMessage {
 		q.messages++
+		q.bytes += cap(ev.body)
 	}
 	start := !q.running
 	q.running = true
@@ -236,6 +249,7 @@ func (b *HTTP) serve(c *conntable.Conn, q *connQueue) {
 		q.events = q.events[1:]
 		if ev.kind == evMessage {
 			q.messages--
+			q.bytes -= cap(ev.body)
 		}
 		failed := q.failed
 		q.mu.Unlock()
@@ -357,6 +371,7 @@ func (b *HTTP) post(kind eventKind, uri string, body []byte) (postResult, error)
 		if attempt > 0 {
 			b.m.BackendRetries.Inc()
 		}
+		b.sign(req, body)
 		start := time.Now()
 		err := hc.DoTimeout(req, resp, b.opts.Timeout)
 		latency.Observe(time.Since(start).Seconds())

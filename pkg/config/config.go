@@ -34,6 +34,7 @@ type Options struct {
 	BackendRetries  int
 	BackendMaxConns int
 	MaxInboundQueue int
+	MaxInboundBytes int
 
 	MaxMessageSize      int
 	MaxOutboundBytes    int
@@ -50,6 +51,14 @@ type Options struct {
 
 	ControlToken     string
 	ControlTokenFile string
+
+	// Security (docs/SECURITY.md). Lists are comma-separated; see SplitList.
+	BackendSecret     string // HMAC-SHA256 key signing every backend POST
+	BackendSecretFile string
+	ConnectMode       string // notify (compat) or authorize
+	AllowedOrigins    string // upgrade Origin allow-list; empty: any
+	ForwardHeaders    string // upgrade headers copied into the connect POST; empty: all (compat)
+	Subprotocols      string // Sec-WebSocket-Protocol values, in the server's order of preference
 
 	LogLevel  string
 	LogFormat string
@@ -72,12 +81,14 @@ func Defaults() Options {
 		BackendTimeout:   30 * time.Second,
 		BackendRetries:   3,
 		BackendMaxConns:  512,
-		MaxInboundQueue:  64,
+		MaxInboundQueue:  256,
+		MaxInboundBytes:  8 << 20,
 		MaxMessageSize:   4 << 20,
 		MaxHeaderBytes:   8 << 10,
 		PingInterval:     20 * time.Second,
 		PingTimeout:      20 * time.Second,
 		HandshakeTimeout: 10 * time.Second,
+		ConnectMode:      "notify",
 		WriteTimeout:     30 * time.Second,
 		DrainTimeout:     10 * time.Second,
 		LogLevel:         "INFO",
@@ -102,6 +113,7 @@ func (o *Options) flagSet() *flag.FlagSet {
 	fs.IntVar(&o.BackendRetries, "backend-retries", o.BackendRetries, "retries of a POST that failed before reaching the backend, or got 429/503")
 	fs.IntVar(&o.BackendMaxConns, "backend-max-conns", o.BackendMaxConns, "connections to each backend host")
 	fs.IntVar(&o.MaxInboundQueue, "max-inbound-queue", o.MaxInboundQueue, "messages a client may have waiting for the backend before it is closed with 1013")
+	fs.IntVar(&o.MaxInboundBytes, "max-inbound-bytes", o.MaxInboundBytes, "bytes a client may have waiting for the backend before it is closed with 1013")
 	fs.IntVar(&o.MaxMessageSize, "max-message-size", o.MaxMessageSize, "largest message in bytes, either way (1009 for a client over it)")
 	fs.IntVar(&o.MaxOutboundBytes, "max-outbound-bytes", o.MaxOutboundBytes, "bytes buffered for a slow client before /send answers 503 (default: max-message-size+1024)")
 	fs.IntVar(&o.MaxHeaderBytes, "max-header-bytes", o.MaxHeaderBytes, "largest upgrade request head in bytes")
@@ -116,6 +128,12 @@ func (o *Options) flagSet() *flag.FlagSet {
 	fs.BoolVar(&o.ReusePort, "reuseport", o.ReusePort, "set SO_REUSEPORT so several processes share the public port")
 	fs.StringVar(&o.ControlToken, "control-token", o.ControlToken, "bearer token the control API requires (except /readyz)")
 	fs.StringVar(&o.ControlTokenFile, "control-token-file", o.ControlTokenFile, "file holding the control token")
+	fs.StringVar(&o.BackendSecret, "backend-secret", o.BackendSecret, "key that signs every backend POST (X-SocketDock-Signature: sha256=HMAC of timestamp.body)")
+	fs.StringVar(&o.BackendSecretFile, "backend-secret-file", o.BackendSecretFile, "file holding the backend secret")
+	fs.StringVar(&o.ConnectMode, "connect-mode", o.ConnectMode, "notify: connect POST after the upgrade; authorize: before the 101, a non-2xx answer refuses the upgrade")
+	fs.StringVar(&o.AllowedOrigins, "allowed-origins", o.AllowedOrigins, "comma-separated Origin values allowed to upgrade, or * (default: any); others get 403")
+	fs.StringVar(&o.ForwardHeaders, "forward-headers", o.ForwardHeaders, "comma-separated upgrade headers copied into the connect POST (default: all)")
+	fs.StringVar(&o.Subprotocols, "subprotocols", o.Subprotocols, "comma-separated WebSocket subprotocols, most preferred first")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "DEBUG, INFO, WARNING, ERROR or CRITICAL")
 	fs.StringVar(&o.LogFormat, "log-format", o.LogFormat, "json or console")
 	fs.BoolVar(&o.Version, "version", o.Version, "print the version and exit")
@@ -227,6 +245,19 @@ func (o *Options) finish() error {
 			return fmt.Errorf("--control-token-file %s is empty", o.ControlTokenFile)
 		}
 	}
+	if o.BackendSecretFile != "" {
+		b, err := os.ReadFile(o.BackendSecretFile)
+		if err != nil {
+			return fmt.Errorf("--backend-secret-file: %v", err)
+		}
+		o.BackendSecret = strings.TrimSpace(string(b))
+		if o.BackendSecret == "" {
+			return fmt.Errorf("--backend-secret-file %s is empty", o.BackendSecretFile)
+		}
+	}
+	if err := o.checkSecurity(); err != nil {
+		return err
+	}
 	checks := []struct {
 		bad bool
 		msg string
@@ -242,6 +273,7 @@ func (o *Options) finish() error {
 		{o.BackendRetries < 0 || o.BackendRetries > 100, "--backend-retries must be 0-100"},
 		{o.BackendMaxConns < 1, "--backend-max-conns must be at least 1"},
 		{o.MaxInboundQueue < 1, "--max-inbound-queue must be at least 1"},
+		{o.MaxInboundBytes < 1, "--max-inbound-bytes must be at least 1"},
 		{o.MaxMessageSize < 1 || o.MaxMessageSize > 1<<30, "--max-message-size must be 1 to 1073741824 bytes"},
 		{o.MaxOutboundBytes < 0, "--max-outbound-bytes must not be negative"},
 		{o.MaxHeaderBytes < 256 || o.MaxHeaderBytes > 1<<20, "--max-header-bytes must be 256 to 1048576"},

@@ -35,6 +35,7 @@ func New(opts config.Options, log zerolog.Logger) (*Relay, error) {
 	r := &Relay{opts: opts, log: log, Table: conntable.New()}
 	r.Metrics = metrics.New(func() float64 { return float64(r.Table.Active()) }, func() float64 { return float64(r.Table.Lifetime()) })
 	r.backend = backend.Loopback{}
+	var authz backend.Authorizer // nil: --connect-mode notify
 	if opts.Backend == "http" {
 		h, err := backend.NewHTTP(backend.HTTPOptions{
 			MessageURI:      opts.MessageURI,
@@ -45,8 +46,12 @@ func New(opts config.Options, log zerolog.Logger) (*Relay, error) {
 			Retries:         opts.BackendRetries,
 			MaxConns:        opts.BackendMaxConns,
 			MaxQueue:        opts.MaxInboundQueue,
+			MaxQueueBytes:   opts.MaxInboundBytes,
 			MaxResponseBody: opts.MaxMessageSize,
 			ReplyInResponse: opts.ReplyInResponse,
+			Secret:          secretBytes(opts.BackendSecret),
+			ForwardHeaders:  lowerList(opts.ForwardHeaders),
+			Authorize:       opts.ConnectMode == "authorize",
 			Logger:          log,
 			Metrics:         r.Metrics,
 		})
@@ -54,6 +59,9 @@ func New(opts config.Options, log zerolog.Logger) (*Relay, error) {
 			return nil, err
 		}
 		r.backend = h
+		if opts.ConnectMode == "authorize" {
+			authz = h
+		}
 	}
 	r.control = control.New(control.Options{
 		Addr:           r.ControlAddr(),
@@ -76,6 +84,9 @@ func New(opts config.Options, log zerolog.Logger) (*Relay, error) {
 		PingTimeout:         opts.PingTimeout,
 		HandshakeTimeout:    opts.HandshakeTimeout,
 		WriteTimeout:        opts.WriteTimeout,
+		AllowedOrigins:      config.SplitList(opts.AllowedOrigins),
+		Subprotocols:        config.SplitList(opts.Subprotocols),
+		Authorizer:          authz,
 		Table:               r.Table,
 		Backend:             r.backend,
 		Metrics:             r.Metrics,
@@ -99,10 +110,7 @@ func (r *Relay) Start() error {
 	if err := r.control.Start(); err != nil {
 		return err
 	}
-	if r.opts.ControlToken == "" && !net.ParseIP(r.opts.ControlBindIP).IsLoopback() {
-		r.log.Warn().Str("control", r.ControlAddr()).
-			Msg("control API is reachable beyond loopback without a token: set --control-token-file (or SOCKETDOCK_CONTROL_TOKEN)")
-	}
+	r.warnOpenControl()
 	if err := r.gateway.Start(); err != nil {
 		_ = r.control.Stop()
 		return err
