@@ -17,6 +17,7 @@ type connState uint8
 
 const (
 	stateHandshake connState = iota // reading the upgrade request
+	stateAuthorizing                // upgrade request valid, waiting for the backend's verdict (security.go)
 	stateOpen                       // upgraded
 	stateClosing                    // our close frame is out; waiting for the echo
 	stateClosed                     // gone, or about to be: nothing more is read or written
@@ -29,6 +30,7 @@ type wsConn struct {
 	srv    *Server
 	loop   *loop
 	conn   *conntable.Conn // nil until upgraded
+	authz  *authorizing    // while stateAuthorizing, and after a refusal (to release the limits)
 	state  connState
 	dec    wsframe.Decoder
 	remote string // client IP, for the per-IP limit
@@ -193,7 +195,7 @@ func (w *wsConn) timer() {
 	s := w.srv
 	now := w.loop.wheel.now
 	switch w.state {
-	case stateHandshake:
+	case stateHandshake, stateAuthorizing: // the backend's answer counts against the handshake deadline
 		if now >= w.deadline {
 			s.opts.Metrics.UpgradesRejected.WithLabelValues("handshake_timeout").Inc()
 			w.write(wsframe.AppendResponse(w.loop.scratch(), 408, "", "handshake timeout\n"))

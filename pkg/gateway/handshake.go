@@ -40,6 +40,10 @@ func (s *Server) handshake(w *wsConn, buf []byte) int {
 		s.refuse(w, &wsframe.HTTPError{Status: 503, Reason: "server is shutting down"}, "draining")
 		return 0
 	}
+	if !s.originAllowed(req.Get("origin")) {
+		s.refuse(w, &wsframe.HTTPError{Status: 403, Reason: "origin not allowed"}, "origin")
+		return 0
+	}
 	w.remote = remoteIP(w.gc.RemoteAddr())
 	if reason := s.admit(w.remote); reason != "" {
 		s.refuse(w, &wsframe.HTTPError{Status: 503, Reason: "too many connections", Header: "Retry-After: 1\r\n"}, reason)
@@ -57,15 +61,25 @@ func (s *Server) handshake(w *wsConn, buf []byte) int {
 		Transport:   w,
 		Headers:     headers,
 	}
+	proto := s.pickSubprotocol(&req)
+	if s.opts.Authorizer != nil {
+		s.startAuthorize(w, accept, proto)
+		return n
+	}
+	s.open(w, accept, proto)
+	return n
+}
+
+// open writes the 101 and announces the connection to the backend and the table. On the loop.
+func (s *Server) open(w *wsConn, accept, proto string) {
 	w.dec.MaxMessage = s.opts.MaxMessageSize
 	w.state = stateOpen
-	w.write(wsframe.AppendUpgradeResponse(w.loop.scratch(), accept, ""))
+	w.write(wsframe.AppendUpgradeResponse(w.loop.scratch(), accept, proto))
 	w.loop.wheel.schedule(w, w.loop.wheel.now+s.ticks(s.opts.PingInterval))
 	// The backend learns of the connection before the table can route a send to it.
 	s.opts.Backend.Opened(w.conn)
 	s.opts.Table.Add(w.conn)
 	s.log.Debug().Str("connection_id", w.conn.ID).Str("remote", w.conn.RemoteAddr).Msg("connected")
-	return n
 }
 
 // admit counts an upgrade against the connection limits; it returns the reason for a refusal.

@@ -29,6 +29,11 @@ type Options struct {
 	WriteTimeout        time.Duration // a client that reads nothing for this long is closed; default 30s
 	CloseTimeout        time.Duration // wait for the client's close echo; default 5s
 
+	// Security (docs/SECURITY.md, security.go).
+	AllowedOrigins []string           // Origin allow-list ("*" for any); nil: any
+	Subprotocols   []string           // offered in the 101 in this order of preference; nil: none
+	Authorizer     backend.Authorizer // --connect-mode authorize: asked before the 101; nil: notify
+
 	Table   *conntable.Table
 	Backend backend.Backend
 	Metrics *metrics.Metrics

@@ -176,6 +176,7 @@ func (s *Server) OnClose(c gnet.Conn, err error) gnet.Action {
 	w.state = stateClosed
 	w.closing.Store(true)
 	if w.conn == nil {
+		s.releaseAuthorizing(w)
 		return gnet.None
 	}
 	code, reason := w.closeCode, w.closeReason
@@ -219,11 +220,18 @@ func (s *Server) read(w *wsConn) gnet.Action {
 	c := w.gc
 	w.lastRead = w.loop.wheel.now
 	buf, _ := c.Peek(-1)
+	if w.state == stateAuthorizing {
+		s.holdWhileAuthorizing(w, len(buf))
+		return gnet.None
+	}
 	if w.state == stateHandshake {
 		n := s.handshake(w, buf)
 		if w.state != stateOpen {
-			if w.state == stateClosed {
+			switch w.state {
+			case stateClosed:
 				_, _ = c.Discard(len(buf))
+			case stateAuthorizing: // frames pipelined behind the request wait in gnet's buffer
+				_, _ = c.Discard(n)
 			}
 			return gnet.None
 		}

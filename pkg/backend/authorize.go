@@ -1,0 +1,83 @@
+package backend
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/socketdock/socketdock/pkg/conntable"
+)
+
+// Authorizer is a Backend that decides on a connection before its upgrade completes
+// (--connect-mode authorize). The gateway calls Authorize off the event loop while the client
+// waits for its 101; c is not yet in the connection table.
+type Authorizer interface {
+	// Authorize returns the backend's HTTP status for the connection: 2xx accepts. err is
+	// set when no status was had (transport failure, ctx ended).
+	Authorize(ctx context.Context, c *conntable.Conn) (status int, err error)
+}
+
+// Authorize POSTs the connect body once, within ctx's deadline and the per-attempt timeout.
+// It is not retried: the client is waiting, and --handshake-timeout bounds the whole wait.
+func (b *HTTP) Authorize(ctx context.Context, c *conntable.Conn) (int, error) {
+	body := AppendConnect(nil, b.opts.Endpoint, c.ID, forwardable(c.Headers, b.opts.ForwardHeaders))
+	hc := b.client(b.opts.ConnectURI)
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI(b.opts.ConnectURI)
+	req.Header.SetMethod(fasthttp.MethodPost)
+	req.Header.SetContentType("application/json")
+	req.SetBodyRaw(body)
+	b.sign(req, body)
+
+	deadline := time.Now().Add(b.opts.Timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	start := time.Now()
+	err := hc.DoDeadline(req, resp, deadline)
+	b.m.BackendLatency.WithLabelValues(kindNames[evConnect]).Observe(time.Since(start).Seconds())
+	if err != nil {
+		b.m.BackendErrors.WithLabelValues("transport").Inc()
+		return 0, fmt.Errorf("authorize POST %s: %w", b.opts.ConnectURI, err)
+	}
+	if s := resp.StatusCode(); s < 200 || s >= 300 {
+		b.m.BackendErrors.WithLabelValues(statusClass(s)).Inc()
+	}
+	return resp.StatusCode(), nil
+}
+
+// sign adds the timestamp and HMAC headers when a secret is set. Each attempt is signed
+// afresh, so a retry after a backoff carries a current timestamp.
+func (b *HTTP) sign(req *fasthttp.Request, body []byte) {
+	if len(b.opts.Secret) == 0 {
+		return
+	}
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	req.Header.Set(HeaderTimestamp, ts)
+	req.Header.Set(HeaderSignature, Sign(b.opts.Secret, ts, body))
+}
+
+// forwardable returns the headers the connect POST may carry: all of them when allow is nil
+// (compat), else only the names listed (lower-case), so cookie and authorization travel only
+// when an operator names them.
+func forwardable(headers [][2]string, allow []string) [][2]string {
+	if allow == nil {
+		return headers
+	}
+	out := make([][2]string, 0, len(headers))
+	for _, h := range headers {
+		for _, name := range allow {
+			if h[0] == name {
+				out = append(out, h)
+				break
+			}
+		}
+	}
+	return out
+}

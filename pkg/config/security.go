@@ -1,0 +1,62 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// SplitList splits a comma-separated option into its trimmed, non-empty items.
+func SplitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+// checkSecurity validates the options of docs/SECURITY.md; the first problem wins.
+func (o *Options) checkSecurity() error {
+	switch o.ConnectMode {
+	case "notify":
+	case "authorize":
+		if o.Backend != "http" || o.ConnectURI == "" {
+			return fmt.Errorf("--connect-mode authorize needs --backend http and --connect-uri")
+		}
+	default:
+		return fmt.Errorf("--connect-mode %q is not notify or authorize", o.ConnectMode)
+	}
+	for _, origin := range SplitList(o.AllowedOrigins) {
+		if origin == "*" {
+			continue
+		}
+		u, err := url.Parse(origin)
+		if err != nil || u.Scheme == "" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			return fmt.Errorf("--allowed-origins %q is not * or scheme://host[:port]", origin)
+		}
+	}
+	for _, h := range SplitList(o.ForwardHeaders) {
+		if !isToken(h) {
+			return fmt.Errorf("--forward-headers %q is not a header name", h)
+		}
+	}
+	for _, p := range SplitList(o.Subprotocols) {
+		if !isToken(p) {
+			return fmt.Errorf("--subprotocols %q is not a token (RFC 6455 §4.1)", p)
+		}
+	}
+	return nil
+}
+
+// isToken reports whether s is an HTTP token (RFC 9110 §5.6.2).
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte("\"(),/:;<=>?@[\\]{}", c) >= 0 {
+			return false
+		}
+	}
+	return s != ""
+}

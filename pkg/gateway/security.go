@@ -1,0 +1,129 @@
+package gateway
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/socketdock/socketdock/pkg/conntable"
+	"github.com/socketdock/socketdock/pkg/wsframe"
+)
+
+// The upgrade-time checks of docs/SECURITY.md: Origin allow-list, subprotocol negotiation,
+// and --connect-mode authorize, where the backend's answer decides on the 101.
+
+// maxHeldWhileAuthorizing bounds the bytes a client may send before its 101: a client that
+// pipelines frames behind its upgrade request may, but it cannot make the relay buffer an
+// unbounded amount while the backend thinks.
+const maxHeldWhileAuthorizing = 64 << 10
+
+// originAllowed applies AllowedOrigins. A request without an Origin header is not from a
+// browser (browsers always send it on WebSocket upgrades), and a non-browser client could
+// forge any value, so it is let through; the allow-list protects browser users from
+// cross-site WebSocket hijacking, it does not authenticate.
+func (s *Server) originAllowed(origin string) bool {
+	if len(s.opts.AllowedOrigins) == 0 || origin == "" {
+		return true
+	}
+	origin = strings.TrimSuffix(origin, "/")
+	for _, allowed := range s.opts.AllowedOrigins {
+		if allowed == "*" || strings.EqualFold(strings.TrimSuffix(allowed, "/"), origin) {
+			return true
+		}
+	}
+	return false
+}
+
+// pickSubprotocol returns the first of the server's Subprotocols the client offered, or "".
+func (s *Server) pickSubprotocol(req *wsframe.Request) string {
+	if len(s.opts.Subprotocols) == 0 {
+		return ""
+	}
+	var offered []string
+	for _, h := range req.Headers {
+		if h.Name != "sec-websocket-protocol" {
+			continue
+		}
+		for _, p := range strings.Split(h.Value, ",") {
+			offered = append(offered, strings.TrimSpace(p))
+		}
+	}
+	for _, want := range s.opts.Subprotocols {
+		for _, p := range offered {
+			if p == want { // subprotocol names are case-sensitive (RFC 6455 §4.1)
+				return want
+			}
+		}
+	}
+	return ""
+}
+
+// authorizing is a connection whose upgrade waits for the backend.
+type authorizing struct {
+	conn   *conntable.Conn
+	accept string
+	proto  string
+}
+
+// startAuthorize parks w (its frames stay in gnet's buffer) and asks the backend off the
+// loop. The handshake deadline keeps running on the wheel. On the loop.
+func (s *Server) startAuthorize(w *wsConn, accept, proto string) {
+	w.authz = &authorizing{conn: w.conn, accept: accept, proto: proto}
+	w.conn = nil // not open: OnClose must not report it, Close and Send must not reach it
+	w.state = stateAuthorizing
+	c := w.authz.conn
+	deadline := time.Now().Add(time.Duration(w.deadline-w.loop.wheel.now) * s.tick)
+	go func() {
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		status, err := s.opts.Authorizer.Authorize(ctx, c)
+		cancel()
+		_ = w.loop.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+			s.authorized(w, status, err)
+			return nil
+		}))
+	}()
+}
+
+// authorized applies the backend's verdict. On the loop.
+func (s *Server) authorized(w *wsConn, status int, err error) {
+	if w.state != stateAuthorizing {
+		return // timed out or gone meanwhile
+	}
+	switch {
+	case s.draining.Load():
+		s.refuse(w, &wsframe.HTTPError{Status: 503, Reason: "server is shutting down"}, "draining")
+	case err != nil:
+		s.log.Warn().Str("connection_id", w.authz.conn.ID).Err(err).Msg("connect authorization failed")
+		s.refuse(w, &wsframe.HTTPError{Status: 503, Reason: "backend unavailable", Header: "Retry-After: 1\r\n"}, "authorize_error")
+	case status >= 200 && status < 300:
+		a := w.authz
+		w.authz = nil
+		w.conn = a.conn
+		s.open(w, a.accept, a.proto)
+		// Bytes the client pipelined behind its request fire no OnTraffic of their own.
+		_ = w.gc.Wake(nil)
+	case status >= 400 && status < 500:
+		s.refuse(w, &wsframe.HTTPError{Status: status, Reason: "connection refused by the backend"}, "unauthorized")
+	default:
+		s.refuse(w, &wsframe.HTTPError{Status: 403, Reason: "connection refused by the backend"}, "unauthorized")
+	}
+}
+
+// holdWhileAuthorizing leaves early frames in gnet's buffer, up to a bound. On the loop.
+func (s *Server) holdWhileAuthorizing(w *wsConn, buffered int) {
+	if buffered > maxHeldWhileAuthorizing {
+		s.refuse(w, &wsframe.HTTPError{Status: 400, Reason: "too much data before the upgrade completed"}, "early_data")
+	}
+}
+
+// releaseAuthorizing gives back the connection-limit slots a never-opened connection held.
+func (s *Server) releaseAuthorizing(w *wsConn) {
+	if w.authz == nil {
+		return
+	}
+	w.authz = nil
+	s.upgraded.Add(-1)
+	s.releaseIP(w.remote)
+}
