@@ -70,6 +70,7 @@ func New(opts Options) *Server {
 		StreamRequestBody:            false,
 		DisablePreParseMultipartForm: true,
 		Logger:                       fasthttpLogger{opts.Logger},
+		ErrorHandler:                 requestError,
 	}
 	return s
 }
@@ -288,6 +289,21 @@ func writeJSON(ctx *fasthttp.RequestCtx, v any) {
 	}
 	ctx.SetContentType("application/json")
 	ctx.SetBody(b)
+}
+
+// requestError answers requests fasthttp could not read: 413 for a body over the limit,
+// 431 for an oversized head, 400 otherwise.
+func requestError(ctx *fasthttp.RequestCtx, err error) {
+	var small *fasthttp.ErrSmallBuffer
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		plain(ctx, fasthttp.StatusRequestEntityTooLarge, "message over the size limit")
+	case errors.As(err, &small):
+		plain(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "request header too large")
+	default:
+		plain(ctx, fasthttp.StatusBadRequest, "bad request")
+	}
+	ctx.SetConnectionClose()
 }
 
 type fasthttpLogger struct{ log zerolog.Logger }

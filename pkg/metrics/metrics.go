@@ -67,6 +67,13 @@ func New(active func() float64, lifetime func() float64) *Metrics {
 		closes:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: "socketdock_closes_total", Help: "Client connections ended, by close code (1006: no close handshake)."}, []string{"code"}),
 		closeBy:        make(map[int]prometheus.Counter),
 	}
+	// Series that exist from the start, at zero, so dashboards and alerts see them.
+	for _, kind := range []string{"transport", "timeout", "status_4xx", "status_429", "status_5xx", "status_503"} {
+		m.BackendErrors.WithLabelValues(kind)
+	}
+	for _, kind := range []string{"connect", "message", "disconnect"} {
+		m.BackendLatency.WithLabelValues(kind)
+	}
 	f(msgIn)
 	f(msgOut)
 	for _, c := range []prometheus.Collector{m.BytesIn, m.BytesOut, m.EmptyMessages, m.UpgradesRejected, m.HTTPResponses,
