@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -36,14 +37,22 @@ func (b *HTTP) Authorize(ctx context.Context, c *conntable.Conn) (int, error) {
 	b.sign(req, body)
 
 	deadline := time.Now().Add(b.opts.Timeout)
+	ctxDeadline := false
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
+		deadline, ctxDeadline = d, true
 	}
 	start := time.Now()
 	err := hc.DoDeadline(req, resp, deadline)
 	b.m.BackendLatency.WithLabelValues(kindNames[evConnect]).Observe(time.Since(start).Seconds())
 	if err != nil {
-		b.m.BackendErrors.WithLabelValues("transport").Inc()
+		if errors.Is(err, fasthttp.ErrTimeout) {
+			b.m.BackendErrors.WithLabelValues("timeout").Inc()
+			if ctxDeadline { // the caller's time ran out, not the backend's per-attempt limit
+				return 0, fmt.Errorf("authorize POST %s: %w", b.opts.ConnectURI, context.DeadlineExceeded)
+			}
+		} else {
+			b.m.BackendErrors.WithLabelValues("transport").Inc()
+		}
 		return 0, fmt.Errorf("authorize POST %s: %w", b.opts.ConnectURI, err)
 	}
 	if s := resp.StatusCode(); s < 200 || s >= 300 {

@@ -16,11 +16,11 @@ import (
 type connState uint8
 
 const (
-	stateHandshake connState = iota // reading the upgrade request
-	stateAuthorizing                // upgrade request valid, waiting for the backend's verdict (security.go)
-	stateOpen                       // upgraded
-	stateClosing                    // our close frame is out; waiting for the echo
-	stateClosed                     // gone, or about to be: nothing more is read or written
+	stateHandshake   connState = iota // reading the upgrade request
+	stateAuthorizing                  // upgrade request valid, waiting for the backend's verdict (security.go)
+	stateOpen                         // upgraded
+	stateClosing                      // our close frame is out; waiting for the echo
+	stateClosed                       // gone, or about to be: nothing more is read or written
 )
 
 // wsConn is one client connection's gateway state. Fields without atomics belong to the

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
@@ -94,6 +95,9 @@ func (s *Server) authorized(w *wsConn, status int, err error) {
 	switch {
 	case s.draining.Load():
 		s.refuse(w, &wsframe.HTTPError{Status: 503, Reason: "server is shutting down"}, "draining")
+	case errors.Is(err, context.DeadlineExceeded): // the handshake deadline, reached first off the loop
+		s.opts.Metrics.UpgradesRejected.WithLabelValues("handshake_timeout").Inc()
+		s.respond(w, 408, "", "handshake timeout\n")
 	case err != nil:
 		s.log.Warn().Str("connection_id", w.authz.conn.ID).Err(err).Msg("connect authorization failed")
 		s.refuse(w, &wsframe.HTTPError{Status: 503, Reason: "backend unavailable", Header: "Retry-After: 1\r\n"}, "authorize_error")
