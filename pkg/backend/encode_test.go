@@ -48,7 +48,9 @@ func TestAppendMessageDecodes(t *testing.T) {
 
 func TestAppendConnectJoinsRepeatedHeadersAndFixesBadUTF8(t *testing.T) {
 	body := AppendConnect(nil, "http://h", testID, [][2]string{{"x-a", "1"}, {"x-b", "\xff"}, {"x-a", "2"}})
-	var got struct{ Meta struct{ Headers map[string]string } }
+	var got struct {
+		Meta struct{ Headers map[string]string }
+	}
 	if err := json.Unmarshal(body, &got); err != nil {
 		t.Fatal(err)
 	}

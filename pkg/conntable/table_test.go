@@ -39,7 +39,7 @@ type lookupTable interface {
 
 type sharded struct{ *Table }
 
-func (s sharded) add(c *Conn)          { s.Add(c) }
+func (s sharded) add(c *Conn)         { s.Add(c) }
 func (s sharded) get(id string) *Conn { return s.Get(id) }
 
 type syncMap struct{ m sync.Map }
