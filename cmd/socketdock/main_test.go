@@ -148,3 +148,38 @@ func TestEnvironmentAndPrecedence(t *testing.T) {
 		t.Fatal("the environment's port was used although --bindport was given")
 	}
 }
+
+// The README's options table lists exactly the flags --help lists, with their defaults.
+func TestReadmeListsEveryFlag(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	help, _, _ := runCLI(t, nil, "--help")
+	lines := strings.Split(help, "\n")
+	listed := 0
+	for i, line := range lines {
+		if !strings.HasPrefix(line, "  --") {
+			continue
+		}
+		name := strings.TrimSpace(line)
+		def, _, _ := strings.Cut(strings.TrimPrefix(strings.TrimSpace(lines[i+2]), "default: "), "   env: ")
+		row := "| `" + name + "` | "
+		if def != `""` {
+			row += "`" + def + "` |"
+		}
+		if !strings.Contains(string(readme), row) {
+			t.Errorf("README lacks the row %q", row)
+		}
+		listed++
+	}
+	rows := 0
+	for _, line := range strings.Split(string(readme), "\n") {
+		if strings.HasPrefix(line, "| `--") && strings.Contains(line, "`SOCKETDOCK_") {
+			rows++
+		}
+	}
+	if rows != listed {
+		t.Errorf("README lists %d flags, --help %d", rows, listed)
+	}
+}
