@@ -44,6 +44,7 @@ fuzz:
 	@for t in FuzzDecoder FuzzParseRequest FuzzUTF8; do \
 	  $(GO) test ./pkg/wsframe -run '^$$' -fuzz "^$$t$$" -fuzztime $${FUZZTIME:-60s} || exit 1; done
 	$(GO) test ./pkg/backend -run '^$$' -fuzz '^FuzzEncodeMessage$$' -fuzztime $${FUZZTIME:-60s}
+	$(GO) test ./pkg/control -run '^$$' -fuzz '^FuzzRouting$$' -fuzztime $${FUZZTIME:-60s}
 
 clean:
 	rm -rf $(BIN) $(TOOLS)

@@ -564,6 +564,8 @@ func TestSecurityBadInputPublic(t *testing.T) {
 		{"NUL in target", "GET /w\x00s HTTP/1.1\r\nHost: x\r\n\r\n", 400},
 		{"bare LF header", "GET /ws HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n", 400},
 		{"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505},
+		{"HTTP/1.0", "GET /ws HTTP/1.0\r\nHost: x\r\n\r\n", 505},
+		{"not HTTP", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 400},
 		{"bad Sec-WebSocket-Key", strings.Replace(upgradeRequest(r.Public), testKey, "short", 1), 400},
 		{"upgrade with a body", strings.Replace(upgradeRequest(r.Public), "GET", "POST", 1), 405},
 	}
