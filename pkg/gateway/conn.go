@@ -76,7 +76,7 @@ func (w *wsConn) Send(op ws.OpCode, payload []byte) error {
 		if err != nil {
 			return nil
 		}
-		w.outBuffered.Store(int64(c.OutboundBuffered()))
+		w.noteOutbound(c.OutboundBuffered())
 		w.countOut(op, len(payload))
 		return nil
 	})
@@ -85,6 +85,18 @@ func (w *wsConn) Send(op ws.OpCode, payload []byte) error {
 		return conntable.ErrClosing
 	}
 	return nil
+}
+
+// noteOutbound records gnet's outbound buffer size after a write, on the loop. When bytes are
+// left over, the timer is brought forward so the write-stall clock starts now rather than
+// at the next ping check (which may be a whole --ping-interval away).
+func (w *wsConn) noteOutbound(out int) {
+	w.outBuffered.Store(int64(out))
+	if out > 0 && w.state == stateOpen {
+		if at := w.loop.wheel.now + max(w.srv.ticks(w.srv.opts.WriteTimeout)/4, 1); at < w.wheelAt {
+			w.loop.wheel.schedule(w, at)
+		}
+	}
 }
 
 // refreshOutbound reads gnet's outbound buffer size on the loop, waiting at most a second.

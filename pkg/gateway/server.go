@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+	gnerrors "github.com/panjf2000/gnet/v2/pkg/errors"
 	"github.com/rs/zerolog"
 
 	"github.com/socketdock/socketdock/pkg/backend"
@@ -110,6 +111,9 @@ func (s *Server) Stop(ctx context.Context) error {
 		return nil
 	}
 	err := s.eng.Stop(ctx)
+	if errors.Is(err, gnerrors.ErrEngineInShutdown) {
+		err = nil // a second (or concurrent) Stop waits like the first: Stop is idempotent
+	}
 	select {
 	case <-s.stopped:
 	case <-ctx.Done():
@@ -212,7 +216,7 @@ func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
 	if w.state == stateClosed {
 		return gnet.Close
 	}
-	w.outBuffered.Store(int64(c.OutboundBuffered()))
+	w.noteOutbound(c.OutboundBuffered())
 	return action
 }
 
