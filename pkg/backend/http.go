@@ -400,6 +400,10 @@ func (b *HTTP) post(kind eventKind, uri string, body []byte) (postResult, error)
 			return postResult{}, &DeliveryError{Code: code, Reason: "backend answered " + statusText(s), Err: fmt.Errorf("POST %s: status %d", uri, s)}
 		case retryable(err):
 			b.m.BackendErrors.WithLabelValues("transport").Inc()
+			// A pooled connection the backend had closed (its keep-alive timeout is shorter
+			// than ours) means the rest of the pool is likely stale too: without this, every
+			// retry can pick another dead connection and exhaust the budget (soak finding).
+			hc.CloseIdleConnections()
 			if attempt >= b.opts.Retries {
 				return postResult{}, &DeliveryError{Code: wsframe.CloseInternalError, Reason: "backend unreachable", Err: fmt.Errorf("POST %s: %w", uri, err)}
 			}

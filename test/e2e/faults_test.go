@@ -41,6 +41,7 @@ type faultBackend struct {
 	closeOnce   sync.Once
 	totalPosts  int
 	maxInflight int
+	idleTimeout time.Duration // the backend's keep-alive timeout; 0: Go's default
 }
 
 type fbConn struct {
@@ -92,7 +93,7 @@ func (fb *faultBackend) start() {
 	if err != nil {
 		fb.t.Fatalf("backend listen %s: %v", fb.addr, err)
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(fb.serve), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: http.HandlerFunc(fb.serve), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: fb.idleTimeout}
 	fb.mu.Lock()
 	fb.srv = srv
 	fb.mu.Unlock()
@@ -731,4 +732,53 @@ func proxyTo(c net.Conn, addr string) {
 	go func() { _, _ = io.Copy(c, u); c.(*net.TCPConn).CloseWrite(); done <- struct{}{} }()
 	<-done
 	<-done
+}
+
+// A backend whose keep-alive timeout is shorter than the relay's (Node's default is 5 s) leaves
+// the relay's pool full of connections it has closed. After a quiet spell every client's next
+// message must still arrive: the retries may not each pick another dead pooled connection.
+func TestFaultBackendStaleKeepAlivePool(t *testing.T) {
+	fb := newFaultBackend(t)
+	fb.idleTimeout = 100 * time.Millisecond
+	fb.setAnswer(func(id string, p backendPost, w http.ResponseWriter, r *http.Request) bool {
+		time.Sleep(50 * time.Millisecond) // concurrent POSTs: the relay pools one connection each
+		return false
+	})
+	fb.start()
+	r := fb.relayFor(t, "--backend-timeout", "300ms", "--backend-retries", "1")
+	const clients = 12
+	var cs []*websocket.Conn
+	for i := 0; i < clients; i++ {
+		cs = append(cs, dial(t, r.WSURL, nil))
+	}
+	ids := fb.waitConnects(t, clients)
+	for round := 0; round < 3; round++ {
+		time.Sleep(300 * time.Millisecond) // every pooled connection is now closed by the backend
+		if round == 1 {
+			fb.stop() // and a restart closes whatever is left
+			fb.start()
+		}
+		for i, c := range cs {
+			if err := c.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf("m%d-%d", i, round))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		eventually(t, 5*time.Second, "messages after a quiet spell", func() bool {
+			n := 0
+			for _, id := range ids {
+				n += len(fb.conn(id).messages)
+			}
+			return n == clients*(round+1)
+		})
+	}
+	for _, c := range cs {
+		_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""), time.Now().Add(time.Second))
+		if code, _ := expectClose(t, c); code != 1000 {
+			t.Errorf("client closed %d, want 1000 (a stale pool must not cost a client its connection)", code)
+		}
+	}
+	for _, id := range ids {
+		eventually(t, 5*time.Second, "disconnect", func() bool { return fb.conn(id).disconnects == 1 })
+	}
+	t.Logf("backend keep-alive 100ms, 3 quiet spells of 300ms, %d clients: every message and disconnect delivered", clients)
 }

@@ -1,0 +1,544 @@
+// Package soak runs the relay for a long while under churn and faults and reconciles every
+// message at the end (issue 3). It runs only when SOAK_DURATION is set: `make soak`
+// (10 minutes by default; SOAK_DURATION=60s in CI).
+//
+// Clients come and go (sessions of 0.3-3 s), send numbered messages, and receive /send
+// callbacks the backend makes in answer to some of them. Every session ends with a "bye"
+// message that the backend acknowledges through /send once everything before it was handled;
+// then the client closes with a close handshake, drops TCP, or asks to be disconnected by the
+// backend. Meanwhile the backend blips: 503 answers for 400 ms, or a restart that refuses
+// connections for 300 ms; the relay's retries must cover both.
+//
+// At the end: every message a client sent was answered 2xx by the backend exactly once, unless
+// that client got a close code saying it was not; every /send answered 200 reached its client;
+// connect and disconnect were POSTed once per connection; goroutines and RSS returned to
+// their baseline.
+package soak
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/rs/zerolog"
+
+	"github.com/socketdock/socketdock/pkg/config"
+	"github.com/socketdock/socketdock/pkg/relay"
+)
+
+func freePort(t testing.TB) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func rssKiB() int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	pages, _ := strconv.ParseInt(f[1], 10, 64)
+	return pages * int64(os.Getpagesize()) / 1024
+}
+
+// backend is the soak's HTTP backend: it answers messages, pushes /send callbacks, blips.
+type backend struct {
+	t      testing.TB
+	addr   string
+	client *http.Client
+
+	mu          sync.Mutex
+	srv         *http.Server
+	session     map[string]string         // connection id → session key
+	conns       map[string]*backendConn   // by connection id
+	received    map[string]int            // "session|seq" → 2xx answers
+	sendOK      map[string]map[string]int // session → /send payloads answered 200
+	connects    int
+	disconnects int
+	mode503     atomic.Bool
+	blips503    int
+	restarts    int
+	sends       atomic.Int64
+	sends200    atomic.Int64
+	sendsOther  atomic.Int64
+}
+
+type backendConn struct {
+	id       string
+	sendURL  string
+	discURL  string
+	inflight sync.WaitGroup // /send callbacks under way
+	leaving  bool
+	connects int
+	discs    int
+	code     int
+}
+
+func (b *backend) start() {
+	var ln net.Listener
+	var err error
+	for i := 0; i < 200; i++ {
+		if ln, err = net.Listen("tcp", b.addr); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err != nil {
+		b.t.Fatalf("backend listen: %v", err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(b.serve), IdleTimeout: time.Second, ReadHeaderTimeout: 5 * time.Second}
+	b.mu.Lock()
+	b.srv = srv
+	b.mu.Unlock()
+	go func() { _ = srv.Serve(ln) }()
+}
+
+// restart is a deploy: refuse connections for d, finishing the requests already read.
+func (b *backend) restart(d time.Duration) {
+	b.mu.Lock()
+	srv := b.srv
+	b.restarts++
+	b.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_ = srv.Shutdown(ctx)
+	cancel()
+	time.Sleep(d)
+	b.start()
+}
+
+func (b *backend) stop() {
+	b.mu.Lock()
+	srv := b.srv
+	b.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(ctx)
+}
+
+type body struct {
+	ConnectionID string `json:"connection_id"`
+	Code         int    `json:"code"`
+	Message      string `json:"message"`
+	Meta         struct {
+		ConnectionID string            `json:"connection_id"`
+		Send         string            `json:"send"`
+		Disconnect   string            `json:"disconnect"`
+		Headers      map[string]string `json:"headers"`
+	} `json:"meta"`
+}
+
+func (b *backend) serve(w http.ResponseWriter, r *http.Request) {
+	raw, _ := io.ReadAll(r.Body)
+	var m body
+	if err := json.Unmarshal(raw, &m); err != nil {
+		b.t.Errorf("backend: bad JSON %q", raw)
+		w.WriteHeader(400)
+		return
+	}
+	switch r.URL.Path {
+	case "/connect":
+		b.mu.Lock()
+		c := b.conn(m.Meta.ConnectionID)
+		c.connects++
+		c.sendURL, c.discURL = m.Meta.Send, m.Meta.Disconnect
+		b.session[c.id] = m.Meta.Headers["x-soak-session"]
+		b.connects++
+		b.mu.Unlock()
+	case "/disconnect":
+		b.mu.Lock()
+		c := b.conn(m.ConnectionID)
+		c.discs++
+		c.code = m.Code
+		b.disconnects++
+		b.mu.Unlock()
+	case "/message":
+		if b.mode503.Load() {
+			w.Header().Set("Retry-After", "0")
+			w.WriteHeader(503)
+			return
+		}
+		b.message(m)
+	}
+	w.WriteHeader(200)
+}
+
+func (b *backend) conn(id string) *backendConn { // b.mu held
+	c := b.conns[id]
+	if c == nil {
+		c = &backendConn{id: id}
+		b.conns[id] = c
+	}
+	return c
+}
+
+func (b *backend) message(m body) {
+	b.mu.Lock()
+	c := b.conn(m.Meta.ConnectionID)
+	sess := b.session[c.id]
+	b.received[m.Message]++
+	leaving := c.leaving
+	if strings.HasPrefix(m.Message, "bye|") {
+		c.leaving = true
+	}
+	b.mu.Unlock()
+	if rest, ok := strings.CutPrefix(m.Message, "bye|"); ok {
+		// Everything before the bye is handled; wait for our callbacks, then acknowledge.
+		c.inflight.Wait()
+		b.push(c, sess, "ACK")
+		if strings.HasSuffix(rest, "|kick") {
+			resp, err := b.client.Post(c.discURL, "application/json", strings.NewReader(`{"code":1000,"reason":"bye"}`))
+			if err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}
+		return
+	}
+	if !leaving && rand.IntN(3) == 0 {
+		c.inflight.Add(1)
+		payload := "S|" + strconv.FormatInt(b.sends.Add(1), 10)
+		go func() {
+			defer c.inflight.Done()
+			b.push(c, sess, payload)
+		}()
+	}
+}
+
+// push sends one callback and records a 200.
+func (b *backend) push(c *backendConn, sess, payload string) {
+	resp, err := b.client.Post(c.sendURL, "text/plain", strings.NewReader(payload))
+	if err != nil {
+		b.sendsOther.Add(1)
+		return
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b.sendsOther.Add(1)
+		return
+	}
+	b.sends200.Add(1)
+	b.mu.Lock()
+	if b.sendOK[sess] == nil {
+		b.sendOK[sess] = make(map[string]int)
+	}
+	b.sendOK[sess][payload]++
+	b.mu.Unlock()
+}
+
+// session is what one client connection saw.
+type session struct {
+	key       string
+	sent      []string
+	got       map[string]int
+	acked     bool
+	closeCode int // from the server, 0 when none
+	mode      string
+}
+
+func runSession(url, key string, life time.Duration) *session {
+	s := &session{key: key, got: make(map[string]int)}
+	modes := []string{"close", "drop", "kick"}
+	s.mode = modes[rand.IntN(len(modes))]
+	h := http.Header{"X-Soak-Session": []string{key}}
+	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
+	c, _, err := d.Dial(url, h)
+	if err != nil {
+		s.closeCode = -1 // never connected; sends nothing
+		return s
+	}
+	defer c.Close()
+	var mu sync.Mutex
+	ackCh := make(chan struct{})
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		for {
+			_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+			_, p, err := c.ReadMessage()
+			if err != nil {
+				if ce, ok := err.(*websocket.CloseError); ok {
+					mu.Lock()
+					s.closeCode = ce.Code
+					mu.Unlock()
+				}
+				return
+			}
+			mu.Lock()
+			s.got[string(p)]++
+			mu.Unlock()
+			if string(p) == "ACK" {
+				close(ackCh)
+			}
+		}
+	}()
+	end := time.Now().Add(life)
+	for seq := 0; time.Now().Before(end) && seq < 10_000; seq++ {
+		msg := key + "|" + strconv.Itoa(seq)
+		if err := c.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+			break
+		}
+		s.sent = append(s.sent, msg)
+		select {
+		case <-readerDone:
+			return s
+		case <-time.After(time.Duration(10+rand.IntN(40)) * time.Millisecond):
+		}
+	}
+	bye := "bye|" + key + "|" + s.mode
+	if err := c.WriteMessage(websocket.TextMessage, []byte(bye)); err == nil {
+		s.sent = append(s.sent, bye)
+	}
+	select {
+	case <-ackCh:
+		s.acked = true
+	case <-readerDone:
+		return s
+	case <-time.After(15 * time.Second):
+		return s
+	}
+	switch s.mode {
+	case "close":
+		_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1000, "bye"), time.Now().Add(time.Second))
+	case "drop":
+		c.NetConn().(*net.TCPConn).SetLinger(0)
+		c.Close()
+		return s
+	case "kick": // the backend disconnects us
+	}
+	select {
+	case <-readerDone:
+	case <-time.After(10 * time.Second):
+	}
+	return s
+}
+
+func TestSoak(t *testing.T) {
+	durS := os.Getenv("SOAK_DURATION")
+	if durS == "" {
+		t.Skip("set SOAK_DURATION (make soak) to run the soak")
+	}
+	dur, err := time.ParseDuration(durS)
+	if err != nil {
+		t.Fatalf("SOAK_DURATION: %v", err)
+	}
+	workers := 40
+	if v, err := strconv.Atoi(os.Getenv("SOAK_CLIENTS")); err == nil && v > 0 {
+		workers = v
+	}
+
+	b := &backend{t: t, addr: "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		client:  &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Second}},
+		session: map[string]string{}, conns: map[string]*backendConn{}, received: map[string]int{}, sendOK: map[string]map[string]int{}}
+	b.start()
+	burl := "http://" + b.addr
+	opts, err := config.Parse([]string{"--bindport", strconv.Itoa(freePort(t)), "--control-bindport", strconv.Itoa(freePort(t)),
+		"--backend", "http", "--message-uri", burl + "/message", "--connect-uri", burl + "/connect", "--disconnect-uri", burl + "/disconnect",
+		"--backend-retries", "5", "--backend-timeout", "2s", "--ping-interval", "2s", "--ping-timeout", "2s", "--loops", "2"},
+		func(string) (string, bool) { return "", false }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Warnings (backend faults, closes) go to the test log, so a failed reconciliation
+	// comes with its reasons.
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	r, err := relay.New(opts, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(); err != nil {
+		t.Fatal(err)
+	}
+	url := "ws://" + r.PublicAddr() + "/ws"
+
+	runtime.GC()
+	debug.FreeOSMemory()
+	baseG, baseRSS := runtime.NumGoroutine(), rssKiB()
+	t.Logf("soak: %v, %d concurrent clients; baseline %d goroutines, RSS %d KiB", dur, workers, baseG, baseRSS)
+
+	deadline := time.Now().Add(dur)
+	var smu sync.Mutex
+	var sessions []*session
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; time.Now().Before(deadline); i++ {
+				life := time.Duration(300+rand.IntN(2700)) * time.Millisecond
+				s := runSession(url, fmt.Sprintf("w%ds%d", w, i), life)
+				smu.Lock()
+				sessions = append(sessions, s)
+				smu.Unlock()
+			}
+		}()
+	}
+	// Faults: alternate a 503 window and a restart, one every ~5 s.
+	stopBlips := make(chan struct{})
+	blipsDone := make(chan struct{})
+	var peakRSS atomic.Int64
+	go func() {
+		defer close(blipsDone)
+		for i := 0; ; i++ {
+			select {
+			case <-stopBlips:
+				return
+			case <-time.After(time.Duration(4000+rand.IntN(2000)) * time.Millisecond):
+			}
+			peakRSS.Store(max(peakRSS.Load(), rssKiB()))
+			if i%2 == 0 {
+				b.mode503.Store(true)
+				time.Sleep(400 * time.Millisecond)
+				b.mode503.Store(false)
+				b.mu.Lock()
+				b.blips503++
+				b.mu.Unlock()
+			} else {
+				b.restart(300 * time.Millisecond)
+			}
+		}
+	}()
+	wg.Wait()
+	close(stopBlips)
+	<-blipsDone
+	peakRSS.Store(max(peakRSS.Load(), rssKiB()))
+
+	// Let the relay finish: every connection gone and its disconnect POSTed.
+	settle := time.Now().Add(30 * time.Second)
+	for time.Now().Before(settle) {
+		b.mu.Lock()
+		done := b.disconnects >= b.connects
+		b.mu.Unlock()
+		if r.Table.Active() == 0 && done {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// Reconcile.
+	b.mu.Lock()
+	var (
+		opened, acked, told, neverConnected        int
+		sent, delivered, toldUndelivered, dups     int
+		lost                                       int
+		send200, send200Got, send200Missing        int
+		connOnce, connBad                          int
+		codes                                      = map[int]int{}
+		modes                                      = map[string]int{}
+	)
+	for _, s := range sessions {
+		if s.closeCode == -1 {
+			neverConnected++
+			continue
+		}
+		opened++
+		modes[s.mode]++
+		if s.acked {
+			acked++
+		} else {
+			told++
+			codes[s.closeCode]++
+		}
+		for _, m := range s.sent {
+			sent++
+			n := b.received[m]
+			switch {
+			case n == 1:
+				delivered++
+			case n > 1:
+				dups++
+				t.Errorf("message %q answered 2xx %d times", m, n)
+			case !s.acked && s.closeCode >= 1008 && s.closeCode != 1009 || !s.acked && s.closeCode == 1001:
+				toldUndelivered++
+			default:
+				lost++
+				if lost <= 10 {
+					t.Errorf("message %q never answered 2xx; session acked=%v close=%d", m, s.acked, s.closeCode)
+				}
+			}
+		}
+		for p, n := range b.sendOK[s.key] {
+			send200 += n
+			if s.got[p] >= 1 {
+				send200Got += n
+			} else if s.acked {
+				send200Missing += n
+				t.Errorf("/send %q to %s answered 200 but never arrived", p, s.key)
+			}
+		}
+	}
+	for _, c := range b.conns {
+		if c.connects == 1 && c.discs == 1 {
+			connOnce++
+		} else {
+			connBad++
+			t.Errorf("connection %s: %d connects, %d disconnects", c.id, c.connects, c.discs)
+		}
+	}
+	blips, restarts := b.blips503, b.restarts
+	b.mu.Unlock()
+	if lost > 0 {
+		t.Errorf("%d messages lost without a close code saying so", lost)
+	}
+	if told > 0 && len(codes) > 0 {
+		for code := range codes {
+			if code != 1011 && code != 1008 && code != 1013 && code != 1001 {
+				t.Errorf("%d sessions ended early with close %d, which does not say messages were lost", codes[code], code)
+			}
+		}
+	}
+
+	// Resources: the clients are gone; goroutines and RSS come back.
+	_ = r.Shutdown(context.Background())
+	b.stop()
+	b.client.CloseIdleConnections()
+	var g int
+	var rss int64
+	for i := 0; i < 100; i++ {
+		runtime.GC()
+		debug.FreeOSMemory()
+		g, rss = runtime.NumGoroutine(), rssKiB()
+		if g <= baseG+2 {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("sessions: %d opened (%d close handshake, %d TCP drop, %d backend kick), %d never connected; %d ended cleanly (bye acknowledged), %d closed early with codes %v",
+		opened, modes["close"], modes["drop"], modes["kick"], neverConnected, acked, told, codes)
+	t.Logf("client → backend: %d sent, %d answered 2xx exactly once, %d not delivered and told by close code, %d duplicates, %d lost",
+		sent, delivered, toldUndelivered, dups, lost)
+	t.Logf("backend → client: %d /send calls, %d answered 200 (%d received, %d missing on clean sessions), %d refused (connection closing/gone)",
+		b.sends.Load()+int64(acked), b.sends200.Load(), send200Got, send200Missing, b.sendsOther.Load())
+	t.Logf("connections: %d with exactly one connect and one disconnect, %d otherwise; faults: %d 503 windows (400ms), %d backend restarts (300ms refused)",
+		connOnce, connBad, blips, restarts)
+	t.Logf("resources: goroutines %d → %d; RSS %d KiB baseline, %d KiB peak, %d KiB after", baseG, g, baseRSS, peakRSS.Load(), rss)
+	if g > baseG+2 {
+		t.Errorf("goroutines %d after the soak, baseline %d", g, baseG)
+		buf := make([]byte, 1<<20)
+		t.Logf("%s", buf[:runtime.Stack(buf, true)])
+	}
+	if rss > baseRSS+64<<10 && rss > 2*baseRSS {
+		t.Errorf("RSS %d KiB after the soak, baseline %d KiB", rss, baseRSS)
+	}
+	if opened == 0 || sent == 0 {
+		t.Error("the soak did nothing")
+	}
+}
