@@ -436,13 +436,13 @@ func TestSoak(t *testing.T) {
 	// Reconcile.
 	b.mu.Lock()
 	var (
-		opened, acked, told, neverConnected        int
-		sent, delivered, toldUndelivered, dups     int
-		lost                                       int
-		send200, send200Got, send200Missing        int
-		connOnce, connBad                          int
-		codes                                      = map[int]int{}
-		modes                                      = map[string]int{}
+		opened, acked, told, neverConnected    int
+		sent, delivered, toldUndelivered, dups int
+		lost                                   int
+		send200, send200Got, send200Missing    int
+		connOnce, connBad                      int
+		codes                                  = map[int]int{}
+		modes                                  = map[string]int{}
 	)
 	for _, s := range sessions {
 		if s.closeCode == -1 {
