@@ -228,6 +228,9 @@ func (s *Server) read(w *wsConn) gnet.Action {
 		s.holdWhileAuthorizing(w, len(buf))
 		return gnet.None
 	}
+	// Discard only once, at the end: Discard recycles Peek's copy of bytes that wrapped
+	// around gnet's ring buffer, and Discard(0) would drop everything.
+	consumed := 0
 	if w.state == stateHandshake {
 		n := s.handshake(w, buf)
 		if w.state != stateOpen {
@@ -239,10 +242,8 @@ func (s *Server) read(w *wsConn) gnet.Action {
 			}
 			return gnet.None
 		}
-		buf = buf[n:]
-		_, _ = c.Discard(n)
+		consumed = n
 	}
-	consumed := 0
 	for consumed < len(buf) && (w.state == stateOpen || w.state == stateClosing) {
 		ev, n, err := w.dec.Next(buf[consumed:])
 		if err != nil {
@@ -276,7 +277,9 @@ done:
 		_, _ = c.Discard(len(buf))
 		return gnet.None
 	}
-	_, _ = c.Discard(consumed)
+	if consumed > 0 {
+		_, _ = c.Discard(consumed)
+	}
 	w.dec.Release()
 	return gnet.None
 }

@@ -220,3 +220,22 @@ func TestShutdownClosesWith1001(t *testing.T) {
 		t.Fatalf("close code %d, want 1001", code)
 	}
 }
+
+// A frame that arrives in pieces, with pauses so each piece is its own read, is kept whole:
+// bytes the decoder cannot use yet must stay in the buffer.
+func TestPartialFramesAcrossReads(t *testing.T) {
+	r := startRelay(t)
+	c := rawDial(t, r.Public)
+	ping := frame(true, 0x9, []byte("split-ping"), true)
+	text := frame(true, 0x1, []byte("split text"), true)
+	for _, piece := range [][]byte{ping[:1], ping[1:3], ping[3:7], ping[7:], text[:2], text[2:9], text[9:]} {
+		c.send(t, piece)
+		time.Sleep(30 * time.Millisecond)
+	}
+	if _, op, p := c.readFrame(t); op != 0xA || string(p) != "split-ping" {
+		t.Fatalf("want pong, got op %d %q", op, p)
+	}
+	if _, op, p := c.readFrame(t); op != 0x1 || string(p) != "split text" {
+		t.Fatalf("want echo, got op %d %q", op, p)
+	}
+}
