@@ -50,3 +50,4 @@ clean:
 	rm -rf $(BIN) $(TOOLS)
 
 -include bench/bench.mk
+-include soak/soak.mk
