@@ -56,6 +56,7 @@ type HTTPOptions struct {
 type HTTP struct {
 	opts    HTTPOptions
 	clients map[string]*fasthttp.HostClient // by scheme://host
+	conns   *connTracker
 	log     zerolog.Logger
 	m       *metrics.Metrics
 
@@ -117,7 +118,7 @@ func NewHTTP(opts HTTPOptions) (*HTTP, error) {
 	if opts.MaxResponseBody <= 0 {
 		opts.MaxResponseBody = 4 << 20
 	}
-	b := &HTTP{opts: opts, clients: make(map[string]*fasthttp.HostClient), log: opts.Logger, m: opts.Metrics}
+	b := &HTTP{opts: opts, clients: make(map[string]*fasthttp.HostClient), conns: newConnTracker(), log: opts.Logger, m: opts.Metrics}
 	for _, uri := range []string{opts.MessageURI, opts.ConnectURI, opts.DisconnectURI} {
 		if uri == "" {
 			continue
@@ -132,6 +133,7 @@ func NewHTTP(opts HTTPOptions) (*HTTP, error) {
 		b.clients[key] = &fasthttp.HostClient{
 			Addr:                          addr,
 			IsTLS:                         tls,
+			Dial:                          b.conns.dialer(min(opts.Timeout, 10*time.Second)),
 			Name:                          "socketdock",
 			MaxConns:                      opts.MaxConns,
 			MaxConnWaitTimeout:            opts.Timeout,
@@ -323,6 +325,9 @@ func (b *HTTP) Drain(ctx context.Context) error {
 		b.mu.Lock()
 		if b.busy.Load() == 0 {
 			b.mu.Unlock()
+			for _, hc := range b.clients { // nothing left to send: let the backend's sockets go
+				hc.CloseIdleConnections()
+			}
 			return nil
 		}
 		if b.drained == nil {
@@ -367,6 +372,7 @@ func (b *HTTP) post(kind eventKind, uri string, body []byte) (postResult, error)
 	req.SetBodyRaw(body)
 
 	latency := b.m.BackendLatency.WithLabelValues(kindNames[kind])
+	raceRetried := false // the keep-alive race is retried once; a second reset is the backend's doing
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
 			b.m.BackendRetries.Inc()
@@ -375,6 +381,9 @@ func (b *HTTP) post(kind eventKind, uri string, body []byte) (postResult, error)
 		start := time.Now()
 		err := hc.DoTimeout(req, resp, b.opts.Timeout)
 		latency.Observe(time.Since(start).Seconds())
+		if err == nil {
+			b.conns.served(resp.LocalAddr())
+		}
 		var wait time.Duration
 		switch {
 		case err == nil && resp.StatusCode() >= 200 && resp.StatusCode() < 300:
@@ -398,7 +407,8 @@ func (b *HTTP) post(kind eventKind, uri string, body []byte) (postResult, error)
 				code = wsframe.ClosePolicyViolation
 			}
 			return postResult{}, &DeliveryError{Code: code, Reason: "backend answered " + statusText(s), Err: fmt.Errorf("POST %s: status %d", uri, s)}
-		case retryable(err):
+		case retryable(err, b.conns.wasPooled(resp.LocalAddr()) && !raceRetried):
+			raceRetried = raceRetried || isReset(err)
 			b.m.BackendErrors.WithLabelValues("transport").Inc()
 			// A pooled connection the backend had closed (its keep-alive timeout is shorter
 			// than ours) means the rest of the pool is likely stale too: without this, every
@@ -445,20 +455,27 @@ func retryAfter(v []byte, now time.Time) time.Duration {
 	return 0
 }
 
-// retryable reports whether err happened before the request reached the backend, so sending
-// it again cannot make the backend act twice: a failed dial, no free connection, or a pooled
-// keep-alive connection the backend had already closed.
-func retryable(err error) bool {
+// retryable reports whether err happened before the request can have reached the backend,
+// so sending it again cannot make the backend act twice: a failed dial, no free connection,
+// or a pooled keep-alive connection the backend had already closed (the keep-alive race).
+// The same reset on a fresh connection is not retried: the backend may have read the request.
+func retryable(err error, pooled bool) bool {
 	var op *net.OpError
 	switch {
 	case errors.As(err, &op) && op.Op == "dial":
 		return true
-	case errors.Is(err, fasthttp.ErrDialTimeout), errors.Is(err, fasthttp.ErrNoFreeConns),
-		errors.Is(err, fasthttp.ErrConnectionClosed), errors.Is(err, io.EOF),
-		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+	case errors.Is(err, fasthttp.ErrDialTimeout), errors.Is(err, fasthttp.ErrNoFreeConns), errors.Is(err, syscall.ECONNREFUSED):
 		return true
+	case isReset(err):
+		return pooled
 	}
 	return false
+}
+
+// isReset reports a connection the backend closed or reset under a request.
+func isReset(err error) bool {
+	return errors.Is(err, fasthttp.ErrConnectionClosed) || errors.Is(err, io.EOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 func statusClass(s int) string {

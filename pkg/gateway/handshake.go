@@ -44,7 +44,9 @@ func (s *Server) handshake(w *wsConn, buf []byte) int {
 		s.refuse(w, &wsframe.HTTPError{Status: 403, Reason: "origin not allowed"}, "origin")
 		return 0
 	}
-	w.remote = remoteIP(w.gc.RemoteAddr())
+	if s.opts.MaxConnectionsPerIP > 0 {
+		w.remote = remoteIP(w.gc.RemoteAddr())
+	}
 	if reason := s.admit(w.remote); reason != "" {
 		s.refuse(w, &wsframe.HTTPError{Status: 503, Reason: "too many connections", Header: "Retry-After: 1\r\n"}, reason)
 		return 0
@@ -78,17 +80,16 @@ func (s *Server) open(w *wsConn, accept, proto string) {
 	w.loop.wheel.schedule(w, w.loop.wheel.now+s.ticks(s.opts.PingInterval))
 	// The backend learns of the connection before the table can route a send to it.
 	s.opts.Backend.Opened(w.conn)
+	w.conn.Headers = nil // the backend has taken what it needs; idle connections keep no request
 	s.opts.Table.Add(w.conn)
 	s.log.Debug().Str("connection_id", w.conn.ID).Str("remote", w.conn.RemoteAddr).Msg("connected")
 }
 
 // admit counts an upgrade against the connection limits; it returns the reason for a refusal.
 func (s *Server) admit(ip string) string {
-	if max := s.opts.MaxConnections; max > 0 && s.upgraded.Add(1) > int64(max) {
+	if n := s.upgraded.Add(1); s.opts.MaxConnections > 0 && n > int64(s.opts.MaxConnections) {
 		s.upgraded.Add(-1)
 		return "max_connections"
-	} else if max <= 0 {
-		s.upgraded.Add(1)
 	}
 	if max := s.opts.MaxConnectionsPerIP; max > 0 {
 		s.perIPMu.Lock()

@@ -215,9 +215,13 @@ func TestServerPingsAndDropsSilentClient(t *testing.T) {
 func TestShutdownClosesWith1001(t *testing.T) {
 	r := startRelay(t)
 	c := dial(t, r.WSURL, nil)
-	go r.Shutdown(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- r.Shutdown(t.Context()) }()
 	if code, _ := expectClose(t, c); code != 1001 {
 		t.Fatalf("close code %d, want 1001", code)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("shutdown: %v", err)
 	}
 }
 
