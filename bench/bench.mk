@@ -2,15 +2,18 @@
 #   make bench       short profile of every scenario (a few minutes), table on stdout
 #   make bench-full  medians of 3 runs, longer runs, and the SO_REUSEPORT scale run
 #   make loadtest    k6 smoke profile (one minute), k6 installed locally when missing
-# Results land in bench/results/ (latest-<profile>.json/.md, logs-<profile>/);
-# bench/results/chart-*.svg is redrawn from the JSON by bench/cmd/benchchart.
+# Every run writes to bench/out/ (ignored by git): latest-<profile>.json/.md,
+# a timestamped JSON, charts and the servers' logs. "make bench-publish
+# PROFILE=full" copies the latest results into bench/results/ (committed,
+# quoted by docs/BENCHMARKS.md) and redraws the charts there.
 BENCH_BIN    := $(CURDIR)/bin/bench
-BENCH_OUT    ?= bench/results
+BENCH_OUT    ?= bench/out
+BENCH_PUB    := bench/results
 BENCH_ARGS   ?=
 K6_VERSION   := v1.8.1
 K6           := $(CURDIR)/.tools/bin/k6
 
-.PHONY: bench bench-full bench-tools bench-pushpin bench-chart loadtest k6
+.PHONY: bench bench-full bench-tools bench-pushpin bench-chart bench-publish loadtest k6
 
 bench-tools:
 	@mkdir -p $(BENCH_BIN)
@@ -33,6 +36,11 @@ bench-full: build bench-tools bench-pushpin
 
 bench-chart: bench-tools
 	$(BENCH_BIN)/benchchart -in $(BENCH_OUT)/latest-$${PROFILE:-short}.json -out $(BENCH_OUT)
+
+bench-publish: bench-tools
+	@mkdir -p $(BENCH_PUB)
+	cp $(BENCH_OUT)/latest-$${PROFILE:-short}.json $(BENCH_OUT)/latest-$${PROFILE:-short}.md $(BENCH_PUB)/
+	$(BENCH_BIN)/benchchart -in $(BENCH_PUB)/latest-$${PROFILE:-short}.json -out $(BENCH_PUB)
 
 $(K6):
 	GOBIN=$(CURDIR)/.tools/bin $(GO) install go.k6.io/k6@$(K6_VERSION)

@@ -23,12 +23,11 @@ import (
 
 // vethPair is a namespace holding one end of a veth pair; the other end stays in ours.
 type vethPair struct {
-	ns         string
-	hostIf     string
-	nsIf       string
-	hostIP     string // on hostIf, in our namespace: the relay binds here
-	peerIP     string // on nsIf, inside ns: the client's address
-	teardownOK bool
+	ns     string
+	hostIf string
+	nsIf   string
+	hostIP string // on hostIf, in our namespace: the relay binds here
+	peerIP string // on nsIf, inside ns: the client's address
 }
 
 func ipCmd(args ...string) error {

@@ -64,7 +64,7 @@ func main() {
 	flag.StringVar(&cfg.profile, "profile", "short", "short (make bench) or full (make bench-full)")
 	flag.StringVar(&cfg.relay, "relay", "bin/socketdock", "SocketDock binary")
 	flag.StringVar(&cfg.tools, "tools", "bin/bench", "directory holding sdbench, refecho and refbackend")
-	flag.StringVar(&cfg.out, "out", "bench/results", "directory for results (JSON, Markdown) and server logs")
+	flag.StringVar(&cfg.out, "out", "bench/out", "directory for results (JSON, Markdown) and server logs")
 	flag.StringVar(&only, "only", "", "comma-separated scenarios to run: loopback,http,idle,rate,scale (default: all of the profile)")
 	flag.BoolVar(&noPP, "no-pushpin", false, "skip Pushpin even when installed")
 	flag.IntVar(&runs, "runs", 0, "runs per measurement (default 1 short, 3 full)")
@@ -267,7 +267,7 @@ func brief(sc *Scenario, r map[string]any) string {
 			s += fmt.Sprintf(" %s=%.0f", k, v)
 		}
 	}
-	if v, ok := r["established"]; ok {
+	if v, ok := r["established"]; ok && sc.Metric != "established" {
 		s += fmt.Sprintf(" established=%.0f alive=%.0f", num(v), num(r["alive_at_end"]))
 	}
 	if f, ok := r["first_error"].(string); ok && f != "" {

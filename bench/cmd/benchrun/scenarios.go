@@ -50,9 +50,11 @@ type Ratio struct {
 	Max    float64   `json:"max"`
 	Target string    `json:"target,omitempty"`
 	// Goal: Median >= Goal (or <= when Lower).
-	Goal  float64 `json:"goal,omitempty"`
-	Lower bool    `json:"lower_is_better,omitempty"`
-	Met   *bool   `json:"met,omitempty"`
+	Goal float64 `json:"goal,omitempty"`
+	// Field set, or Den empty: an absolute figure of Num, not a ratio.
+	Field string `json:"field,omitempty"`
+	Lower bool   `json:"lower_is_better,omitempty"`
+	Met   *bool  `json:"met,omitempty"`
 }
 
 func nan() float64 { return math.NaN() }
@@ -65,6 +67,16 @@ func (sc *Scenario) subject(name string, yard bool) *Subject {
 
 func (sc *Scenario) ratio(num, den, target string, goal float64, lower bool) {
 	sc.Ratios = append(sc.Ratios, &Ratio{Name: num + " / " + den, Num: num, Den: den, Target: target, Goal: goal, Lower: lower})
+}
+
+// absolute adds a target on a subject's own figure (field "" is the
+// scenario's metric, "p99_us" its p99 latency) rather than a ratio.
+func (sc *Scenario) absolute(subject, field, target string, goal float64, lower bool) {
+	name := subject
+	if field != "" {
+		name += " " + field
+	}
+	sc.Ratios = append(sc.Ratios, &Ratio{Name: name, Num: subject, Field: field, Target: target, Goal: goal, Lower: lower})
 }
 
 func (sc *Scenario) find(name string) *Subject {
@@ -101,10 +113,19 @@ func (sc *Scenario) finish() {
 	}
 	for _, r := range sc.Ratios {
 		n, d := sc.find(r.Num), sc.find(r.Den)
-		if n == nil || d == nil {
-			continue
+		if n != nil && r.Den == "" {
+			for i, v := range n.Values {
+				if r.Field != "" {
+					v = nan()
+					if i < len(n.Runs) && n.Runs[i] != nil {
+						lat, _ := n.Runs[i]["latency"].(map[string]any)
+						v = num(lat[r.Field])
+					}
+				}
+				r.PerRun = append(r.PerRun, v)
+			}
 		}
-		for i := 0; i < len(n.Values) && i < len(d.Values); i++ {
+		for i := 0; n != nil && d != nil && i < len(n.Values) && i < len(d.Values); i++ {
 			if d.Values[i] != 0 {
 				r.PerRun = append(r.PerRun, n.Values[i]/d.Values[i])
 			}
@@ -191,6 +212,9 @@ func (b *bench) scenarioHTTP(size int) error {
 	var pp *Subject
 	sc.ratio("socketdock callback", "raw two-POST", "≥ 0.7", 0.7, false)
 	sc.ratio("socketdock reply-in-response", "raw one-POST", "≥ 0.5", 0.5, false)
+	if size == 64 {
+		sc.absolute("socketdock callback", "p99_us", "< 50,000 µs", 50000, true)
+	}
 	if b.cfg.pushpin {
 		pp = sc.subject("pushpin", true)
 		sc.ratio("socketdock callback", "pushpin", "≈ 30 (64 B)", 0, false)
@@ -255,7 +279,8 @@ func (b *bench) scenarioIdle() error {
 	b.Scenarios = append(b.Scenarios, sc)
 	ref := sc.subject("refecho", true)
 	sd := sc.subject("socketdock", false)
-	sc.ratio("socketdock", "refecho", "SocketDock ≤ 1024 B/conn", 0, true)
+	sc.ratio("socketdock", "refecho", "", 0, true)
+	sc.absolute("socketdock", "", "≤ 1024 B/conn", 1024, true)
 	var pp *Subject
 	if b.cfg.pushpin {
 		pp = sc.subject("pushpin", true)

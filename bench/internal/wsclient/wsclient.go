@@ -81,7 +81,6 @@ type Conn struct {
 	max    int
 	wbuf   []byte
 	prng   uint64
-	hdr    [14]byte
 	closed bool
 }
 
