@@ -12,28 +12,8 @@ import (
 // panic": the gateway relies on every decoder error being a *CloseError, on n never running
 // past the input, and on chunked input decoding exactly like whole input.
 
-// mask builds a masked client frame for seeds.
-func mask(fin bool, op byte, payload []byte) []byte {
-	b0 := op
-	if fin {
-		b0 |= 0x80
-	}
-	out := []byte{b0}
-	switch n := len(payload); {
-	case n < 126:
-		out = append(out, 0x80|byte(n))
-	case n <= 0xffff:
-		out = append(out, 0x80|126, byte(n>>8), byte(n))
-	default:
-		out = append(out, 0x80|127, 0, 0, 0, 0, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-	}
-	key := []byte{1, 2, 3, 4}
-	out = append(out, key...)
-	for i, c := range payload {
-		out = append(out, c^key[i%4])
-	}
-	return out
-}
+// mask builds a masked client frame for seeds (clientFrame, decoder_test.go).
+func mask(fin bool, op byte, payload []byte) []byte { return clientFrame(fin, op, payload) }
 
 type decoded struct {
 	kind   Kind
