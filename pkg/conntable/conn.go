@@ -7,8 +7,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"net"
 	"sync/atomic"
-	"time"
 
 	"github.com/gobwas/ws"
 )
@@ -34,8 +34,8 @@ type Transport interface {
 // Conn is one client connection as the rest of the relay sees it.
 type Conn struct {
 	ID          string
-	ConnectedAt time.Time
-	RemoteAddr  string
+	ConnectedAt int64    // Unix nanoseconds: 8 bytes where a time.Time takes 24
+	RemoteAddr  net.Addr // the client's ip:port; formatted only when asked for
 	Transport   Transport
 
 	// Headers of the upgrade request (names lower-cased), kept only until the backend has
@@ -69,7 +69,9 @@ const IDLen = 32
 func NewID() string {
 	var b [IDLen / 2]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+); it crashes the process instead
-	return hex.EncodeToString(b[:])
+	var h [IDLen]byte
+	hex.Encode(h[:], b[:])
+	return string(h[:]) // the one allocation an id costs
 }
 
 // ValidID reports whether s has the shape of a connection id.

@@ -241,10 +241,14 @@ func sendableCloseCode(code int) bool {
 }
 
 func (s *Server) info(ctx *fasthttp.RequestCtx, c *conntable.Conn) {
+	remote := ""
+	if c.RemoteAddr != nil {
+		remote = c.RemoteAddr.String()
+	}
 	writeJSON(ctx, map[string]any{
 		"connection_id": c.ID,
-		"connected_at":  c.ConnectedAt.UTC().Format(time.RFC3339),
-		"remote_addr":   c.RemoteAddr,
+		"connected_at":  time.Unix(0, c.ConnectedAt).UTC().Format(time.RFC3339),
+		"remote_addr":   remote,
 		"messages_in":   c.MessagesIn(),
 		"messages_out":  c.MessagesOut(),
 	})

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"time"
+	"unsafe"
 
 	"github.com/socketdock/socketdock/pkg/conntable"
 	"github.com/socketdock/socketdock/pkg/wsframe"
@@ -10,7 +11,9 @@ import (
 // handshake serves the request at the start of buf: it upgrades /ws, answers /healthz and
 // errors, or waits for more bytes. It returns the request's size once w is open.
 func (s *Server) handshake(w *wsConn, buf []byte) int {
-	req, n, err := wsframe.ParseRequest(buf, s.opts.MaxHeaderBytes)
+	// The request's strings alias buf: nothing from req may outlive this call uncopied.
+	req, n, err := wsframe.ParseRequestInPlace(buf, s.opts.MaxHeaderBytes, w.loop.headers)
+	w.loop.headers = req.Headers[:0]
 	if err == nil && n == 0 {
 		return 0 // incomplete: the handshake timer bounds the wait
 	}
@@ -52,14 +55,14 @@ func (s *Server) handshake(w *wsConn, buf []byte) int {
 		return 0
 	}
 
-	headers := make([][2]string, len(req.Headers))
-	for i, h := range req.Headers {
-		headers[i] = [2]string{h.Name, h.Value}
+	var headers [][2]string
+	if s.opts.KeepHeaders {
+		headers = cloneHeaders(req.Headers)
 	}
 	w.conn = &conntable.Conn{
 		ID:          conntable.NewID(),
-		ConnectedAt: time.Now(),
-		RemoteAddr:  w.gc.RemoteAddr().String(),
+		ConnectedAt: time.Now().UnixNano(),
+		RemoteAddr:  w.gc.RemoteAddr(), // gnet's own, already allocated
 		Transport:   w,
 		Headers:     headers,
 	}
@@ -82,7 +85,7 @@ func (s *Server) open(w *wsConn, accept, proto string) {
 	s.opts.Backend.Opened(w.conn)
 	w.conn.Headers = nil // the backend has taken what it needs; idle connections keep no request
 	s.opts.Table.Add(w.conn)
-	s.log.Debug().Str("connection_id", w.conn.ID).Str("remote", w.conn.RemoteAddr).Msg("connected")
+	s.log.Debug().Str("connection_id", w.conn.ID).Stringer("remote", w.conn.RemoteAddr).Msg("connected")
 }
 
 // admit counts an upgrade against the connection limits; it returns the reason for a refusal.
@@ -134,4 +137,24 @@ func (s *Server) respond(w *wsConn, status int, header, body string) {
 func statusLabel(status int) string {
 	const digits = "0123456789"
 	return string([]byte{digits[status/100%10], digits[status/10%10], digits[status%10]})
+}
+
+// cloneHeaders copies headers out of the read buffer: one allocation holds every name and
+// value, one the slice.
+func cloneHeaders(hs []wsframe.Header) [][2]string {
+	size := 0
+	for _, h := range hs {
+		size += len(h.Name) + len(h.Value)
+	}
+	all := make([]byte, 0, size)
+	for _, h := range hs {
+		all = append(append(all, h.Name...), h.Value...)
+	}
+	text := unsafe.String(unsafe.SliceData(all), len(all))
+	out := make([][2]string, len(hs))
+	for i, h := range hs {
+		out[i] = [2]string{text[:len(h.Name)], text[len(h.Name) : len(h.Name)+len(h.Value)]}
+		text = text[len(h.Name)+len(h.Value):]
+	}
+	return out
 }

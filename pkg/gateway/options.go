@@ -34,6 +34,8 @@ type Options struct {
 	Subprotocols   []string           // offered in the 101 in this order of preference; nil: none
 	Authorizer     backend.Authorizer // --connect-mode authorize: asked before the 101; nil: notify
 
+	KeepHeaders bool // keep the upgrade request's headers in Conn.Headers for the backend
+
 	Table   *conntable.Table
 	Backend backend.Backend
 	Metrics *metrics.Metrics

@@ -49,6 +49,7 @@ type loop struct {
 	out      []byte  // OnTraffic's output batch
 	batching *wsConn // whose output is being batched, if any
 	tmp      []byte
+	headers  []wsframe.Header // reused by every handshake on this loop
 }
 
 func (l *loop) scratch() []byte { return l.tmp[:0] }
@@ -280,7 +281,6 @@ done:
 	if consumed > 0 {
 		_, _ = c.Discard(consumed)
 	}
-	w.dec.Release()
 	return gnet.None
 }
 

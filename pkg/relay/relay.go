@@ -87,6 +87,7 @@ func New(opts config.Options, log zerolog.Logger) (*Relay, error) {
 		AllowedOrigins:      config.SplitList(opts.AllowedOrigins),
 		Subprotocols:        config.SplitList(opts.Subprotocols),
 		Authorizer:          authz,
+		KeepHeaders:         opts.Backend == "http" && opts.ConnectURI != "", // only the connect POST reads them
 		Table:               r.Table,
 		Backend:             r.backend,
 		Metrics:             r.Metrics,

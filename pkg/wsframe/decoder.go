@@ -35,26 +35,31 @@ type Event struct {
 // Decoder turns the client-to-server byte stream into events. It unmasks in place, streams
 // large frames into its buffer as they arrive, and enforces the message size limit before
 // buffering. The zero value accepts messages of any size; set MaxMessage.
+//
+// A message that arrives whole in one frame needs no state between calls, so the assembly
+// state exists only while a message is in pieces: an idle connection carries one pointer.
 type Decoder struct {
 	MaxMessage int // largest message in bytes; 0 means no limit
+	a          *assembly
+}
 
-	// The frame whose payload is being read, when remaining > 0 or inFrame.
-	frame     ws.Header
+// assembly is a message arriving in pieces: fragments, or a frame not yet all here.
+type assembly struct {
+	frame     ws.Header // the frame whose payload is being read, while inFrame
 	inFrame   bool
 	remaining int64
 	maskPos   int
 
-	// The message being assembled.
-	fragmented bool
-	msgOp      ws.OpCode
-	buf        []byte
-	text       UTF8
+	op   ws.OpCode
+	buf  []byte
+	text UTF8
 }
 
 // Next consumes a prefix of b (n bytes) and returns the first event found in it. Callers loop
 // while n > 0 or ev.Kind != NeedMore. After an error the stream is unusable.
 func (d *Decoder) Next(b []byte) (ev Event, n int, err error) {
-	if !d.inFrame {
+	a := d.a
+	if a == nil || !a.inFrame {
 		h, hn, err := ParseHeader(b)
 		if err != nil || hn == 0 {
 			return ev, 0, err
@@ -74,7 +79,7 @@ func (d *Decoder) Next(b []byte) (ev Event, n int, err error) {
 			return ev, total, err
 		}
 		// A whole single-frame message: hand out the caller's bytes, no copy.
-		if h.Fin && !d.fragmented && len(b)-hn >= int(h.Length) {
+		if h.Fin && a == nil && len(b)-hn >= int(h.Length) {
 			total := hn + int(h.Length)
 			p := b[hn:total]
 			ws.Cipher(p, h.Mask, 0)
@@ -83,68 +88,64 @@ func (d *Decoder) Next(b []byte) (ev Event, n int, err error) {
 			}
 			return Event{Kind: Message, Op: h.OpCode, Payload: p}, total, nil
 		}
-		if !d.fragmented {
-			d.msgOp = h.OpCode
-			d.text.Reset()
+		if a == nil {
+			a = &assembly{op: h.OpCode}
+			d.a = a
 		}
-		d.fragmented = true
-		d.frame, d.inFrame, d.remaining, d.maskPos = h, true, h.Length, 0
+		a.frame, a.inFrame, a.remaining, a.maskPos = h, true, h.Length, 0
 		n = hn
 		b = b[hn:]
 	}
-	take := int(min(d.remaining, int64(len(b))))
+	take := int(min(a.remaining, int64(len(b))))
 	if take > 0 {
 		p := b[:take]
-		ws.Cipher(p, d.frame.Mask, d.maskPos)
-		if d.msgOp == OpText && !d.text.Write(p) {
+		ws.Cipher(p, a.frame.Mask, a.maskPos)
+		if a.op == OpText && !a.text.Write(p) {
 			return ev, 0, errTextUTF8
 		}
-		d.buf = append(d.buf, p...)
-		d.maskPos += take
-		d.remaining -= int64(take)
+		a.buf = append(a.buf, p...)
+		a.maskPos += take
+		a.remaining -= int64(take)
 		n += take
 	}
-	if d.remaining > 0 {
+	if a.remaining > 0 {
 		return ev, n, nil
 	}
-	d.inFrame = false
-	if !d.frame.Fin {
+	a.inFrame = false
+	if !a.frame.Fin {
 		return ev, n, nil
 	}
-	if d.msgOp == OpText && !d.text.Complete() {
+	if a.op == OpText && !a.text.Complete() {
 		return ev, 0, errTextUTF8
 	}
-	ev = Event{Kind: Message, Op: d.msgOp, Payload: d.buf}
-	d.fragmented = false
-	d.buf = d.buf[:0]
-	return ev, n, nil
+	// The payload stays valid until the next call, which starts a fresh assembly.
+	d.a = nil
+	return Event{Kind: Message, Op: a.op, Payload: a.buf}, n, nil
 }
 
 // admit checks a header against the message state and the size limit.
 func (d *Decoder) admit(h ws.Header) error {
+	fragmented, buffered := d.a != nil, d.Buffered()
 	switch {
 	case h.OpCode.IsControl():
 		return nil
-	case h.OpCode == OpContinuation && !d.fragmented:
+	case h.OpCode == OpContinuation && !fragmented:
 		return errNoContinue
-	case h.OpCode != OpContinuation && d.fragmented:
+	case h.OpCode != OpContinuation && fragmented:
 		return errContinue
-	case d.MaxMessage > 0 && h.Length > int64(d.MaxMessage-len(d.buf)):
+	case d.MaxMessage > 0 && h.Length > int64(d.MaxMessage-buffered):
 		return errMessageTooBig
 	}
 	return nil
 }
 
-// Release drops the assembly buffer so an idle connection holds no message memory. Call it
-// after the caller is done with a Message event's payload.
-func (d *Decoder) Release() {
-	if !d.fragmented && !d.inFrame {
-		d.buf = nil
-	}
-}
-
 // Buffered is the size of the message being assembled.
-func (d *Decoder) Buffered() int { return len(d.buf) }
+func (d *Decoder) Buffered() int {
+	if d.a == nil {
+		return 0
+	}
+	return len(d.a.buf)
+}
 
 func control(op ws.OpCode, p []byte) (Event, error) {
 	switch op {

@@ -68,7 +68,6 @@ func decodeAll(t *testing.T, stream []byte, chunk, max int) ([]decoded, error) {
 				break
 			}
 		}
-		d.Release()
 	}
 	return out, nil
 }

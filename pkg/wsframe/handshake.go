@@ -7,6 +7,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"unsafe"
 )
 
 // MaxRequestHeader is the default limit on the size of an HTTP request head.
@@ -53,22 +54,42 @@ func (r *Request) Get(name string) string {
 
 // ParseRequest parses the request head at the start of b. It returns n == 0 while the head is
 // incomplete, and n = the head's size (through the blank line) once it is whole; bytes after
-// it (pipelined frames) are not touched. maxSize bounds the head (0: MaxRequestHeader).
+// it (pipelined frames) are not touched. maxSize bounds the head (0: MaxRequestHeader). The
+// request owns its strings.
 func ParseRequest(b []byte, maxSize int) (req Request, n int, err error) {
-	if maxSize <= 0 {
-		maxSize = MaxRequestHeader
+	end, err := headEnd(b, maxSize)
+	if end <= 0 {
+		return req, 0, err
 	}
-	end := bytes.Index(b, []byte("\r\n\r\n"))
-	if end < 0 {
-		if len(b) > maxSize {
-			return req, 0, errHeadTooLarge
+	return ParseRequestInPlace(append([]byte(nil), b[:end]...), maxSize, nil)
+}
+
+// ParseRequestInPlace is ParseRequest without copying, for the event loop: it lower-cases
+// header names inside b, every string in req aliases b (valid only while b is), and
+// req.Headers reuses headers' storage. Copy whatever outlives b.
+func ParseRequestInPlace(b []byte, maxSize int, headers []Header) (req Request, n int, err error) {
+	end, err := headEnd(b, maxSize)
+	if end <= 0 {
+		return req, 0, err
+	}
+	raw := b[:end-4]
+	for i, inName, lineStart := 0, false, false; i < len(raw); i++ { // the request line keeps its case
+		switch c := raw[i]; {
+		case lineStart:
+			inName, lineStart = true, false
+			fallthrough
+		case inName:
+			if c == ':' || c == '\r' {
+				inName = false
+			} else if 'A' <= c && c <= 'Z' {
+				raw[i] = c + 'a' - 'A'
+			}
 		}
-		return req, 0, nil
+		if raw[i] == '\n' {
+			lineStart = true
+		}
 	}
-	if end+4 > maxSize {
-		return req, 0, errHeadTooLarge
-	}
-	head := string(b[:end])
+	head := unsafe.String(unsafe.SliceData(raw), len(raw))
 	line, rest, _ := strings.Cut(head, "\r\n")
 	method, line, ok1 := strings.Cut(line, " ")
 	target, proto, ok2 := strings.Cut(line, " ")
@@ -87,6 +108,7 @@ func ParseRequest(b []byte, maxSize int) (req Request, n int, err error) {
 	}
 	req.Method, req.Target = method, target
 	req.Path, _, _ = strings.Cut(target, "?")
+	req.Headers = headers[:0]
 	for rest != "" {
 		var line string
 		line, rest, _ = strings.Cut(rest, "\r\n")
@@ -94,12 +116,30 @@ func ParseRequest(b []byte, maxSize int) (req Request, n int, err error) {
 		if !ok || name == "" || !validToken(name) {
 			return req, 0, errBadHeader
 		}
-		req.Headers = append(req.Headers, Header{Name: strings.ToLower(name), Value: strings.Trim(value, " \t")})
+		req.Headers = append(req.Headers, Header{Name: name, Value: strings.Trim(value, " \t")})
 	}
 	if proto == "HTTP/1.0" {
-		return req, end + 4, errHTTPVersion
+		return req, end, errHTTPVersion
 	}
-	return req, end + 4, nil
+	return req, end, nil
+}
+
+// headEnd finds the end of the request head (after its blank line): 0 while incomplete.
+func headEnd(b []byte, maxSize int) (int, error) {
+	if maxSize <= 0 {
+		maxSize = MaxRequestHeader
+	}
+	end := bytes.Index(b, []byte("\r\n\r\n"))
+	if end < 0 {
+		if len(b) > maxSize {
+			return 0, errHeadTooLarge
+		}
+		return 0, nil
+	}
+	if end+4 > maxSize {
+		return 0, errHeadTooLarge
+	}
+	return end + 4, nil
 }
 
 // validToken reports whether s is an HTTP token (RFC 9110 §5.6.2).
@@ -153,10 +193,12 @@ func hasToken(value, token string) bool {
 
 // AcceptKey computes Sec-WebSocket-Accept for a Sec-WebSocket-Key.
 func AcceptKey(key string) string {
-	h := sha1.New()
-	h.Write([]byte(key))
-	h.Write([]byte("258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
-	return base64.StdEncoding.EncodeToString(h.Sum(nil))
+	const guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+	var in [64 + len(guid)]byte // keys are 24 bytes; a longer one spills to the heap
+	sum := sha1.Sum(append(append(in[:0], key...), guid...))
+	var out [28]byte
+	base64.StdEncoding.Encode(out[:], sum[:])
+	return string(out[:])
 }
 
 // AppendUpgradeResponse appends the 101 response. subprotocol may be empty.

@@ -73,3 +73,23 @@ func TestParseRequestErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestParseRequestInPlaceAliasesAndLowercases(t *testing.T) {
+	head := []byte("GET /Ws HTTP/1.1\r\nHost: X\r\nX-Mixed-CASE: KeepMe\r\n\r\nframe")
+	orig := string(head)
+	owned, n, err := ParseRequest(head, 0)
+	if err != nil || string(head) != orig {
+		t.Fatalf("ParseRequest changed its input or failed: %v", err)
+	}
+	scratch := make([]Header, 0, 8)
+	r, n2, err := ParseRequestInPlace(head, 0, scratch)
+	if err != nil || n2 != n || r.Method != "GET" || r.Path != "/Ws" || r.Get("x-mixed-case") != "KeepMe" || r.Get("host") != "X" {
+		t.Fatalf("in place: %+v n %d err %v", r, n2, err)
+	}
+	if &r.Headers[0] != &scratch[:1][0] {
+		t.Fatal("headers storage not reused")
+	}
+	if string(head[len(head)-5:]) != "frame" || owned.Get("x-mixed-case") != "KeepMe" {
+		t.Fatal("bytes after the head were touched, or the owned request changed")
+	}
+}
