@@ -50,6 +50,7 @@ type Options struct {
 	ReusePort           bool
 
 	ControlToken     string
+	Pprof            bool
 	ControlTokenFile string
 
 	// Security (docs/SECURITY.md). Lists are comma-separated; see SplitList.
@@ -134,6 +135,7 @@ func (o *Options) flagSet() *flag.FlagSet {
 	fs.StringVar(&o.AllowedOrigins, "allowed-origins", o.AllowedOrigins, "comma-separated Origin values allowed to upgrade, or * (default: any); others get 403")
 	fs.StringVar(&o.ForwardHeaders, "forward-headers", o.ForwardHeaders, "comma-separated upgrade headers copied into the connect POST (default: all)")
 	fs.StringVar(&o.Subprotocols, "subprotocols", o.Subprotocols, "comma-separated WebSocket subprotocols, most preferred first")
+	fs.BoolVar(&o.Pprof, "pprof", o.Pprof, "serve Go's profiler at /debug/pprof/ on the control listener (behind the control token)")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "DEBUG, INFO, WARNING, ERROR or CRITICAL")
 	fs.StringVar(&o.LogFormat, "log-format", o.LogFormat, "json or console")
 	fs.BoolVar(&o.Version, "version", o.Version, "print the version and exit")

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http/pprof"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -30,6 +31,7 @@ type Options struct {
 	Addr           string
 	MaxMessageSize int    // largest body /send accepts; default 4 MiB
 	Token          string // when set, every route but /readyz needs "Authorization: Bearer <Token>"
+	Pprof          bool   // serve Go's profiler under /debug/pprof/ (behind the token, if any)
 
 	Table   *conntable.Table
 	Metrics *metrics.Metrics
@@ -43,6 +45,7 @@ type Server struct {
 	srv      *fasthttp.Server
 	ln       net.Listener
 	metrics  fasthttp.RequestHandler
+	pprof    fasthttp.RequestHandler
 	draining atomic.Bool
 	done     chan error
 }
@@ -57,6 +60,21 @@ func New(opts Options) *Server {
 	}
 	s := &Server{opts: opts, done: make(chan error, 1)}
 	s.metrics = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(opts.Metrics.Registry, promhttp.HandlerOpts{}))
+	if opts.Pprof {
+		index := fasthttpadaptor.NewFastHTTPHandlerFunc(pprof.Index)
+		cpu := fasthttpadaptor.NewFastHTTPHandlerFunc(pprof.Profile)
+		trace := fasthttpadaptor.NewFastHTTPHandlerFunc(pprof.Trace)
+		s.pprof = func(ctx *fasthttp.RequestCtx) {
+			switch string(ctx.Path()) {
+			case "/debug/pprof/profile":
+				cpu(ctx)
+			case "/debug/pprof/trace":
+				trace(ctx)
+			default:
+				index(ctx) // the index page and the named profiles: heap, allocs, goroutine, ...
+			}
+		}
+	}
 	s.srv = &fasthttp.Server{
 		Handler:                      s.handle,
 		Name:                         "socketdock",
@@ -119,6 +137,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.metrics(ctx)
 	case strings.HasPrefix(path, "/socket/"):
 		s.socket(ctx, path[len("/socket/"):])
+	case s.pprof != nil && strings.HasPrefix(path, "/debug/pprof/"):
+		s.pprof(ctx)
 	default:
 		plain(ctx, fasthttp.StatusNotFound, "not found")
 	}

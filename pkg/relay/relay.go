@@ -67,6 +67,7 @@ func New(opts config.Options, log zerolog.Logger) (*Relay, error) {
 		Addr:           r.ControlAddr(),
 		MaxMessageSize: opts.MaxMessageSize,
 		Token:          opts.ControlToken,
+		Pprof:          opts.Pprof,
 		Table:          r.Table,
 		Metrics:        r.Metrics,
 		Logger:         log,

@@ -271,3 +271,17 @@ func TestInfoStatusMetricsReadyz(t *testing.T) {
 	}
 	_ = http.StatusOK
 }
+
+// --pprof serves Go's profiler on the control listener; off by default.
+func TestPprofOnlyWhenAsked(t *testing.T) {
+	off := startRelay(t)
+	if status, _ := do(t, "GET", off.Control+"/debug/pprof/heap", "", nil); status != 404 {
+		t.Fatalf("pprof without --pprof: %d", status)
+	}
+	on := startRelay(t, "--pprof")
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap?debug=1", "/debug/pprof/goroutine?debug=1", "/debug/pprof/profile?seconds=1"} {
+		if status, body := do(t, "GET", on.Control+path, "", nil); status != 200 || len(body) == 0 {
+			t.Errorf("GET %s: %d (%d bytes)", path, status, len(body))
+		}
+	}
+}
