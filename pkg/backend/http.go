@@ -141,6 +141,8 @@ func NewHTTP(opts HTTPOptions) (*HTTP, error) {
 			ReadTimeout:                   opts.Timeout,
 			WriteTimeout:                  opts.Timeout,
 			MaxResponseBodySize:           opts.MaxResponseBody,
+			WriteBufferSize:               16 << 10, // a 4 KiB message's POST leaves in one write
+			ReadBufferSize:                16 << 10,
 			DisableHeaderNamesNormalizing: false,
 			RetryIfErr:                    func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
 		}
