@@ -131,14 +131,15 @@ func (w *wsConn) Close(code int, reason string) {
 	}))
 }
 
+// countOut records a message written to the client. On the loop.
 func (w *wsConn) countOut(op ws.OpCode, n int) {
-	m := w.srv.opts.Metrics
+	t := w.loop.traffic
 	if op == ws.OpText {
-		m.MessagesOutText.Inc()
+		t.MessagesOutText.Add(1)
 	} else {
-		m.MessagesOutBinary.Inc()
+		t.MessagesOutBinary.Add(1)
 	}
-	m.BytesOut.Add(float64(n))
+	t.BytesOut.Add(uint64(n))
 	w.conn.CountOut()
 }
 

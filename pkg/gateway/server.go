@@ -16,6 +16,7 @@ import (
 
 	"github.com/socketdock/socketdock/pkg/backend"
 	"github.com/socketdock/socketdock/pkg/conntable"
+	"github.com/socketdock/socketdock/pkg/metrics"
 	"github.com/socketdock/socketdock/pkg/wsframe"
 )
 
@@ -50,6 +51,7 @@ type loop struct {
 	batching *wsConn // whose output is being batched, if any
 	tmp      []byte
 	headers  []wsframe.Header // reused by every handshake on this loop
+	traffic  *metrics.Traffic // this loop's message counters
 }
 
 func (l *loop) scratch() []byte { return l.tmp[:0] }
@@ -154,7 +156,7 @@ func (s *Server) loopOf(c gnet.Conn) *loop {
 	defer s.loopsMu.Unlock()
 	l, ok := s.loops[el]
 	if !ok {
-		l = &loop{el: el, tmp: make([]byte, 0, 256)}
+		l = &loop{el: el, tmp: make([]byte, 0, 256), traffic: s.opts.Metrics.NewTraffic()}
 		l.wheel.now = int64(time.Since(s.start) / s.tick)
 		s.loops[el] = l
 	}
@@ -286,18 +288,18 @@ done:
 
 // message hands a complete client message to the backend and writes an immediate reply.
 func (s *Server) message(w *wsConn, ev wsframe.Event) {
-	m := s.opts.Metrics
+	t := w.loop.traffic
 	w.conn.CountIn()
 	if len(ev.Payload) == 0 {
-		m.EmptyMessages.Inc()
+		t.EmptyMessages.Add(1)
 		return
 	}
 	if ev.Op == wsframe.OpText {
-		m.MessagesInText.Inc()
+		t.MessagesInText.Add(1)
 	} else {
-		m.MessagesInBinary.Inc()
+		t.MessagesInBinary.Add(1)
 	}
-	m.BytesIn.Add(float64(len(ev.Payload)))
+	t.BytesIn.Add(uint64(len(ev.Payload)))
 	reply, replied, err := s.opts.Backend.Message(w.conn, ev.Op, ev.Payload)
 	if errors.Is(err, backend.ErrInboundFull) {
 		w.startClose(wsframe.CloseTryAgainLater, "inbound queue full")
