@@ -182,13 +182,22 @@ func (b *HTTP) client(uri string) *fasthttp.HostClient {
 	return b.clients[key]
 }
 
+// queueOf returns c's queue, creating it on first use: a connection that never sends costs
+// no queue. Only the event loop calls it (Opened, Message, Closed), so no lock is needed.
+func queueOf(c *conntable.Conn) *connQueue {
+	q, _ := c.BackendState.(*connQueue)
+	if q == nil {
+		q = &connQueue{}
+		c.BackendState = q
+	}
+	return q
+}
+
 // Opened queues the connect POST when a connect URI is set, and forgets the headers.
 func (b *HTTP) Opened(c *conntable.Conn) {
-	q := &connQueue{}
-	c.BackendState = q
 	if b.opts.ConnectURI != "" && !b.opts.Authorize {
 		body := AppendConnect(nil, b.opts.Endpoint, c.ID, forwardable(c.Headers, b.opts.ForwardHeaders))
-		b.enqueue(c, q, event{kind: evConnect, body: body})
+		b.enqueue(c, queueOf(c), event{kind: evConnect, body: body})
 	}
 	c.Headers = nil
 }
@@ -196,7 +205,7 @@ func (b *HTTP) Opened(c *conntable.Conn) {
 // Message queues the message POST; it fails with ErrInboundFull when the queue is at its
 // bound in messages or bytes. A single message always fits an empty queue.
 func (b *HTTP) Message(c *conntable.Conn, op ws.OpCode, payload []byte) (Reply, bool, error) {
-	q := c.BackendState.(*connQueue)
+	q := queueOf(c)
 	size := jsonSize(len(payload))
 	q.mu.Lock()
 	full := q.messages >= b.opts.MaxQueue || (q.messages > 0 && q.bytes+size > b.opts.MaxQueueBytes)
@@ -214,11 +223,10 @@ func jsonSize(n int) int { return n*4/3 + 256 }
 
 // Closed queues the disconnect POST, after everything the connection queued before.
 func (b *HTTP) Closed(c *conntable.Conn, code int, reason string) {
-	q, _ := c.BackendState.(*connQueue)
-	if q == nil || b.opts.DisconnectURI == "" {
+	if b.opts.DisconnectURI == "" {
 		return
 	}
-	b.enqueue(c, q, event{kind: evDisconnect, body: AppendDisconnect(nil, c.ID, code, reason)})
+	b.enqueue(c, queueOf(c), event{kind: evDisconnect, body: AppendDisconnect(nil, c.ID, code, reason)})
 }
 
 func (b *HTTP) enqueue(c *conntable.Conn, q *connQueue, ev event) {

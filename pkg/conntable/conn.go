@@ -42,8 +42,8 @@ type Conn struct {
 	// used them for its connect notification; the backend clears them.
 	Headers [][2]string
 
-	// BackendState is the backend's per-connection state, set before the connection is
-	// announced and read only by the backend.
+	// BackendState is the backend's per-connection state, set and read by the backend only
+	// from the event loop's calls (Opened, Message, Closed).
 	BackendState any
 
 	messagesIn  atomic.Uint64
