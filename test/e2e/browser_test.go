@@ -83,4 +83,3 @@ ws.onmessage = (e) => {
 };
 ws.onclose = (e) => { if (!opened) { report("refused"); return; } got.push("close:" + e.code); report(got.join("|")); };
 </script>`
-
