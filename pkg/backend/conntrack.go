@@ -2,6 +2,7 @@ package backend
 
 import (
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -14,11 +15,20 @@ import (
 // Entries are keyed by local address and never deleted: a new dial from the same port
 // resets its entry, and the ephemeral port range bounds the map.
 type connTracker struct {
-	mu     sync.Mutex
-	pooled map[string]bool
+	mu     sync.RWMutex
+	pooled map[netip.AddrPort]bool
 }
 
-func newConnTracker() *connTracker { return &connTracker{pooled: make(map[string]bool)} }
+func newConnTracker() *connTracker { return &connTracker{pooled: make(map[netip.AddrPort]bool)} }
+
+// key is a connection's local address as a comparable value (no allocation).
+func key(a net.Addr) (netip.AddrPort, bool) {
+	t, ok := a.(*net.TCPAddr)
+	if !ok {
+		return netip.AddrPort{}, false
+	}
+	return t.AddrPort(), true
+}
 
 // dialer returns a HostClient.Dial that records every new connection as fresh.
 func (t *connTracker) dialer(timeout time.Duration) fasthttp.DialFunc {
@@ -27,30 +37,40 @@ func (t *connTracker) dialer(timeout time.Duration) fasthttp.DialFunc {
 		if err != nil {
 			return nil, err
 		}
-		t.mu.Lock()
-		t.pooled[c.LocalAddr().String()] = false
-		t.mu.Unlock()
+		if k, ok := key(c.LocalAddr()); ok {
+			t.mu.Lock()
+			t.pooled[k] = false
+			t.mu.Unlock()
+		}
 		return c, nil
 	}
 }
 
 // served records that the connection with local address a carried a complete response.
+// After a connection's first response this is a read lock and a map lookup.
 func (t *connTracker) served(a net.Addr) {
-	if a == nil {
+	k, ok := key(a)
+	if !ok {
 		return
 	}
-	t.mu.Lock()
-	t.pooled[a.String()] = true
-	t.mu.Unlock()
+	t.mu.RLock()
+	done := t.pooled[k]
+	t.mu.RUnlock()
+	if !done {
+		t.mu.Lock()
+		t.pooled[k] = true
+		t.mu.Unlock()
+	}
 }
 
 // wasPooled reports whether the connection with local address a had carried a response
 // before; false for a fresh connection or none at all.
 func (t *connTracker) wasPooled(a net.Addr) bool {
-	if a == nil {
+	k, ok := key(a)
+	if !ok {
 		return false
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.pooled[a.String()]
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.pooled[k]
 }
