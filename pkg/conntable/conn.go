@@ -23,8 +23,9 @@ var (
 // Transport is the client side of a connection: a WebSocket on the gnet loop today, a
 // long-poll session later. Both methods are safe from any goroutine and never block.
 type Transport interface {
-	// Send queues one message for the client and takes ownership of payload. It returns nil
-	// once the message is written or accepted into the bounded outbound buffer.
+	// Send queues one message for the client; payload is copied, so the caller may reuse it
+	// when Send returns. It returns nil once the message is written or accepted into the
+	// bounded outbound buffer.
 	Send(op ws.OpCode, payload []byte) error
 	// Close starts closing the client with a close code and a short reason. Later calls are
 	// ignored. The backend hears about it through Backend.Closed once the client is gone.

@@ -198,8 +198,7 @@ func (s *Server) send(ctx *fasthttp.RequestCtx, c *conntable.Conn) {
 		s.sendResult(ctx, "too_big", fasthttp.StatusRequestEntityTooLarge, "message over the size limit")
 		return
 	}
-	// The request's body dies with the handler; the socket write happens later.
-	err := c.Transport.Send(op, append([]byte(nil), body...))
+	err := c.Transport.Send(op, body) // Send copies the body, which dies with this handler
 	switch {
 	case err == nil:
 		s.sendResult(ctx, "ok", fasthttp.StatusOK, "OK")

@@ -47,7 +47,7 @@ type wsConn struct {
 
 	// Read from other goroutines by Send.
 	closing     atomic.Bool  // Send answers ErrClosing
-	outQueued   atomic.Int64 // bytes handed to AsyncWritev, not yet written
+	outQueued   atomic.Int64 // bytes handed to AsyncWrite, not yet written
 	outBuffered atomic.Int64 // gnet's outbound buffer at the last look
 }
 
@@ -70,14 +70,17 @@ func (w *wsConn) Send(op ws.OpCode, payload []byte) error {
 		}
 	}
 	w.outQueued.Add(size)
-	header := wsframe.AppendHeader(make([]byte, 0, wsframe.MaxHeaderSize), true, op, len(payload))
-	err := w.gc.AsyncWritev([][]byte{header, payload}, func(c gnet.Conn, err error) error {
+	// One buffer for header and payload: the caller's payload is free when Send returns, and
+	// gnet keeps this one until the write runs on the loop.
+	frame := wsframe.AppendFrame(make([]byte, 0, size), op, payload)
+	n := len(payload)
+	err := w.gc.AsyncWrite(frame, func(c gnet.Conn, err error) error {
 		w.outQueued.Add(-size)
 		if err != nil {
 			return nil
 		}
 		w.noteOutbound(c.OutboundBuffered())
-		w.countOut(op, len(payload))
+		w.countOut(op, n)
 		return nil
 	})
 	if err != nil {
