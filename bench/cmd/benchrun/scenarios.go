@@ -394,8 +394,21 @@ func (b *bench) scenarioScale() error {
 		}
 		return port, ps, strings.Join(pids, ","), nil
 	}
+	// holdAcross starts the processes, holds the connections against them, then stops them.
+	holdAcross := func(name string, start func(port, i int) (*proc, error)) (map[string]any, error) {
+		port, ps, pids, err := startMany(name, start)
+		if err != nil {
+			return nil, err
+		}
+		defer func() {
+			for _, p := range ps {
+				b.sup.stop(p)
+			}
+		}()
+		return hold(port, pids)
+	}
 	b.measure(sc, sd, 0, func(int) (map[string]any, error) {
-		port, ps, pids, err := startMany("socketdock", func(port, i int) (*proc, error) {
+		return holdAcross("socketdock", func(port, i int) (*proc, error) {
 			if b.cfg.relay == "" {
 				return nil, errSkip
 			}
@@ -406,31 +419,13 @@ func (b *bench) scenarioScale() error {
 				// default 10 s; this run measures how many connections are held, not how fast.
 				"--handshake-timeout", "60s"}, []string{addr(port + 2 + i)})
 		})
-		if err != nil {
-			return nil, err
-		}
-		defer func() {
-			for _, p := range ps {
-				b.sup.stop(p)
-			}
-		}()
-		return hold(port, pids)
 	})
 	b.nextPort(k + 2)
 	b.measure(sc, ref, 0, func(int) (map[string]any, error) {
-		port, ps, pids, err := startMany("refecho", func(port, i int) (*proc, error) {
+		return holdAcross("refecho", func(port, i int) (*proc, error) {
 			argv := []string{b.tool("refecho"), "-addr", addr(port), "-reuseport"}
 			return b.sup.start(fmt.Sprintf("refecho-scale-%d", i), argv, []string{addr(port)})
 		})
-		if err != nil {
-			return nil, err
-		}
-		defer func() {
-			for _, p := range ps {
-				b.sup.stop(p)
-			}
-		}()
-		return hold(port, pids)
 	})
 	sc.finish()
 	return nil
