@@ -84,8 +84,14 @@ type testRelay struct {
 // starts the relay; it is drained when the test ends.
 func startRelay(t testing.TB, args ...string) *testRelay {
 	t.Helper()
+	return startRelayEnv(t, nil, args...)
+}
+
+// startRelayEnv is startRelay with SOCKETDOCK_* variables in the environment it parses.
+func startRelayEnv(t testing.TB, env map[string]string, args ...string) *testRelay {
+	t.Helper()
 	all := append([]string{"--bindport", strconv.Itoa(freePort(t)), "--control-bindport", strconv.Itoa(freePort(t)), "--loops", "2"}, args...)
-	opts, err := config.Parse(all, func(string) (string, bool) { return "", false }, io.Discard)
+	opts, err := config.Parse(all, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, io.Discard)
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
@@ -195,6 +201,7 @@ func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 type backendPost struct {
 	Path        string
 	ContentType string
+	Header      http.Header
 	Body        map[string]any
 	Raw         []byte
 }
@@ -217,7 +224,7 @@ func newBackend(t testing.TB) *fakeBackend {
 	b := &fakeBackend{}
 	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		raw, _ := io.ReadAll(r.Body)
-		p := backendPost{Path: r.URL.Path, ContentType: r.Header.Get("Content-Type"), Raw: raw}
+		p := backendPost{Path: r.URL.Path, ContentType: r.Header.Get("Content-Type"), Header: r.Header.Clone(), Raw: raw}
 		if err := json.Unmarshal(raw, &p.Body); err != nil {
 			t.Errorf("backend got invalid JSON on %s: %v: %q", r.URL.Path, err, raw)
 		}
@@ -240,6 +247,21 @@ func (b *fakeBackend) setAnswer(f func(p backendPost, w http.ResponseWriter) boo
 	b.mu.Unlock()
 }
 
+// setConnect decides the answers to connect POSTs (nil: 200, like every other POST).
+func (b *fakeBackend) setConnect(f func(p backendPost, w http.ResponseWriter)) {
+	if f == nil {
+		b.setAnswer(nil)
+		return
+	}
+	b.setAnswer(func(p backendPost, w http.ResponseWriter) bool {
+		if p.Path != "/connect" {
+			return false
+		}
+		f(p, w)
+		return true
+	})
+}
+
 // on returns the POSTs received on path so far.
 func (b *fakeBackend) on(path string) []backendPost {
 	b.mu.Lock()
@@ -259,11 +281,16 @@ func (b *fakeBackend) all() []backendPost {
 	return append([]backendPost(nil), b.posts...)
 }
 
+// relayArgs points a relay's http backend at b's connect, message and disconnect URIs.
+func (b *fakeBackend) relayArgs(extra ...string) []string {
+	return append([]string{"--backend", "http", "--message-uri", b.URL + "/message",
+		"--connect-uri", b.URL + "/connect", "--disconnect-uri", b.URL + "/disconnect"}, extra...)
+}
+
 // httpRelay starts a relay on the http backend with connect, message and disconnect URIs.
 func httpRelay(t testing.TB, b *fakeBackend, args ...string) *testRelay {
 	t.Helper()
-	return startRelay(t, append([]string{"--backend", "http", "--message-uri", b.URL + "/message",
-		"--connect-uri", b.URL + "/connect", "--disconnect-uri", b.URL + "/disconnect"}, args...)...)
+	return startRelay(t, b.relayArgs(args...)...)
 }
 
 // connID waits for the connect POST and returns the connection id from it.

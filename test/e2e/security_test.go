@@ -4,122 +4,20 @@ package e2e
 // authorization, Origin / forwarded headers / subprotocols, and bad input at every edge.
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/rs/zerolog"
 
 	"github.com/socketdock/socketdock/pkg/backend"
-	"github.com/socketdock/socketdock/pkg/config"
-	"github.com/socketdock/socketdock/pkg/relay"
 )
-
-// secPost is one POST the security backend received, headers included.
-type secPost struct {
-	Path   string
-	Header http.Header
-	Body   []byte
-}
-
-func (p secPost) json(t testing.TB) map[string]any {
-	t.Helper()
-	var m map[string]any
-	if err := json.Unmarshal(p.Body, &m); err != nil {
-		t.Fatalf("%s body is not JSON: %v: %q", p.Path, err, p.Body)
-	}
-	return m
-}
-
-// secBackend records every POST with its headers; connect answers the POST to /connect.
-type secBackend struct {
-	*httptest.Server
-	mu      sync.Mutex
-	posts   []secPost
-	connect func(p secPost, w http.ResponseWriter) // nil: 200
-}
-
-func newSecBackend(t testing.TB) *secBackend {
-	t.Helper()
-	b := &secBackend{}
-	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		p := secPost{Path: r.URL.Path, Header: r.Header.Clone(), Body: body}
-		b.mu.Lock()
-		b.posts = append(b.posts, p)
-		connect := b.connect
-		b.mu.Unlock()
-		if r.URL.Path == "/connect" && connect != nil {
-			connect(p, w)
-			return
-		}
-		w.WriteHeader(200)
-	}))
-	t.Cleanup(b.Close)
-	return b
-}
-
-func (b *secBackend) setConnect(f func(p secPost, w http.ResponseWriter)) {
-	b.mu.Lock()
-	b.connect = f
-	b.mu.Unlock()
-}
-
-func (b *secBackend) on(path string) []secPost {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []secPost
-	for _, p := range b.posts {
-		if p.Path == path {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-func (b *secBackend) relayArgs(extra ...string) []string {
-	return append([]string{"--backend", "http", "--message-uri", b.URL + "/message",
-		"--connect-uri", b.URL + "/connect", "--disconnect-uri", b.URL + "/disconnect"}, extra...)
-}
-
-// startRelayEnv is startRelay with SOCKETDOCK_* variables in the environment it parses.
-func startRelayEnv(t testing.TB, env map[string]string, args ...string) *testRelay {
-	t.Helper()
-	all := append([]string{"--bindport", strconv.Itoa(freePort(t)), "--control-bindport", strconv.Itoa(freePort(t)), "--loops", "2"}, args...)
-	opts, err := config.Parse(all, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, io.Discard)
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	r, err := relay.New(opts, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
-	if err != nil {
-		t.Fatalf("relay: %v", err)
-	}
-	if err := r.Start(); err != nil {
-		t.Fatalf("start: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := r.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
-	tr := &testRelay{Relay: r, Opts: opts, Public: r.PublicAddr(), Control: "http://" + r.ControlAddr()}
-	tr.WSURL = "ws://" + tr.Public + "/ws"
-	return tr
-}
 
 // authDo sends a control request with an Authorization header value (none when empty).
 func authDo(t testing.TB, method, url, auth string, body string) int {
@@ -170,7 +68,7 @@ func checkTokenEnforced(t *testing.T, r *testRelay, token string, id string) {
 }
 
 func TestSecurityControlTokenFlag(t *testing.T) {
-	b := newSecBackend(t)
+	b := newBackend(t)
 	r := startRelay(t, b.relayArgs("--control-token", "s3cret-flag")...)
 	c := dial(t, r.WSURL, nil)
 	id := waitConnectID(t, b, 1)
@@ -185,23 +83,23 @@ func TestSecurityControlTokenFile(t *testing.T) {
 	if err := os.WriteFile(file, []byte("s3cret-file\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	b := newSecBackend(t)
+	b := newBackend(t)
 	r := startRelay(t, b.relayArgs("--control-token-file", file)...)
 	dial(t, r.WSURL, nil)
 	checkTokenEnforced(t, r, "s3cret-file", waitConnectID(t, b, 1))
 }
 
 func TestSecurityControlTokenEnv(t *testing.T) {
-	b := newSecBackend(t)
+	b := newBackend(t)
 	r := startRelayEnv(t, map[string]string{"SOCKETDOCK_CONTROL_TOKEN": "s3cret-env"}, b.relayArgs()...)
 	dial(t, r.WSURL, nil)
 	checkTokenEnforced(t, r, "s3cret-env", waitConnectID(t, b, 1))
 }
 
-func waitConnectID(t testing.TB, b *secBackend, n int) string {
+func waitConnectID(t testing.TB, b *fakeBackend, n int) string {
 	t.Helper()
 	eventually(t, 5*time.Second, "connect POST", func() bool { return len(b.on("/connect")) >= n })
-	meta, _ := b.on("/connect")[n-1].json(t)["meta"].(map[string]any)
+	meta, _ := b.on("/connect")[n-1].Body["meta"].(map[string]any)
 	id, _ := meta["connection_id"].(string)
 	return id
 }
@@ -220,7 +118,7 @@ func TestSecurityBackendRequestsSigned(t *testing.T) {
 		{"authorize", "flag-secret", []string{"--backend-secret", "flag-secret", "--connect-mode", "authorize"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := newSecBackend(t)
+			b := newBackend(t)
 			r := startRelay(t, b.relayArgs(tc.args...)...)
 			c := dial(t, r.WSURL, nil)
 			c.WriteMessage(websocket.TextMessage, []byte(`{"hello":"world"}`))
@@ -231,17 +129,17 @@ func TestSecurityBackendRequestsSigned(t *testing.T) {
 			all := append(append(b.on("/connect"), b.on("/message")...), b.on("/disconnect")...)
 			for _, p := range all {
 				ts, sig := p.Header.Get(backend.HeaderTimestamp), p.Header.Get(backend.HeaderSignature)
-				if err := backend.VerifySignature([]byte(tc.secret), ts, p.Body, sig, time.Minute); err != nil {
+				if err := backend.VerifySignature([]byte(tc.secret), ts, p.Raw, sig, time.Minute); err != nil {
 					t.Errorf("%s: %v (timestamp %q signature %q)", p.Path, err, ts, sig)
 				}
-				if err := backend.VerifySignature([]byte("not-"+tc.secret), ts, p.Body, sig, time.Minute); err == nil {
+				if err := backend.VerifySignature([]byte("not-"+tc.secret), ts, p.Raw, sig, time.Minute); err == nil {
 					t.Errorf("%s verifies under the wrong secret", p.Path)
 				}
 			}
 		})
 	}
 	t.Run("unsigned by default", func(t *testing.T) {
-		b := newSecBackend(t)
+		b := newBackend(t)
 		r := startRelay(t, b.relayArgs()...)
 		dial(t, r.WSURL, nil)
 		waitConnectID(t, b, 1)
@@ -253,9 +151,9 @@ func TestSecurityBackendRequestsSigned(t *testing.T) {
 
 // --connect-mode authorize: the connect POST comes before the 101, which waits for it.
 func TestSecurityAuthorizeAccepts(t *testing.T) {
-	b := newSecBackend(t)
+	b := newBackend(t)
 	release := make(chan struct{})
-	b.setConnect(func(p secPost, w http.ResponseWriter) {
+	b.setConnect(func(p backendPost, w http.ResponseWriter) {
 		<-release
 		w.WriteHeader(204)
 	})
@@ -285,7 +183,7 @@ func TestSecurityAuthorizeAccepts(t *testing.T) {
 	if r.Table.Active() != 0 {
 		t.Fatal("connection in the table before it was authorized")
 	}
-	meta, _ := b.on("/connect")[0].json(t)["meta"].(map[string]any)
+	meta, _ := b.on("/connect")[0].Body["meta"].(map[string]any)
 	headers, _ := meta["headers"].(map[string]any)
 	if headers["authorization"] != "Bearer user-token" {
 		t.Fatalf("authorize POST headers: %v", headers)
@@ -317,10 +215,10 @@ func TestSecurityAuthorizeRejects(t *testing.T) {
 	cases := []struct {
 		backend, want int
 	}{{401, 401}, {403, 403}, {404, 404}, {429, 429}, {500, 403}, {503, 403}, {302, 403}, {101, 403}}
-	b := newSecBackend(t)
+	b := newBackend(t)
 	r := startRelay(t, b.relayArgs("--connect-mode", "authorize", "--max-connections", "2")...)
 	for i, tc := range cases {
-		b.setConnect(func(p secPost, w http.ResponseWriter) {
+		b.setConnect(func(p backendPost, w http.ResponseWriter) {
 			if tc.backend == 302 {
 				w.Header().Set("Location", "/elsewhere")
 			}
@@ -349,8 +247,8 @@ func TestSecurityAuthorizeRejects(t *testing.T) {
 // The backend's answer time counts against --handshake-timeout: a slow one gets the client a
 // 408, and the late 200 opens nothing.
 func TestSecurityAuthorizeTimeout(t *testing.T) {
-	b := newSecBackend(t)
-	b.setConnect(func(p secPost, w http.ResponseWriter) {
+	b := newBackend(t)
+	b.setConnect(func(p backendPost, w http.ResponseWriter) {
 		time.Sleep(1200 * time.Millisecond)
 		w.WriteHeader(200)
 	})
@@ -370,8 +268,8 @@ func TestSecurityAuthorizeTimeout(t *testing.T) {
 
 // Frames pipelined behind the upgrade request wait until the backend accepts, then flow.
 func TestSecurityAuthorizePipelinedFrames(t *testing.T) {
-	b := newSecBackend(t)
-	b.setConnect(func(p secPost, w http.ResponseWriter) {
+	b := newBackend(t)
+	b.setConnect(func(p backendPost, w http.ResponseWriter) {
 		time.Sleep(200 * time.Millisecond)
 		w.WriteHeader(200)
 	})
@@ -384,7 +282,7 @@ func TestSecurityAuthorizePipelinedFrames(t *testing.T) {
 	c.expectStatus(t, 101)
 	eventually(t, 5*time.Second, "both early messages", func() bool { return len(b.on("/message")) == 2 })
 	for i, want := range []string{"early one", "early two"} {
-		if got := b.on("/message")[i].json(t)["message"]; got != want {
+		if got := b.on("/message")[i].Body["message"]; got != want {
 			t.Fatalf("message %d = %v, want %q", i, got, want)
 		}
 	}
@@ -392,10 +290,10 @@ func TestSecurityAuthorizePipelinedFrames(t *testing.T) {
 
 // A client cannot make the relay buffer without bound while the backend decides.
 func TestSecurityAuthorizeEarlyDataBounded(t *testing.T) {
-	b := newSecBackend(t)
+	b := newBackend(t)
 	release := make(chan struct{})
 	defer close(release)
-	b.setConnect(func(p secPost, w http.ResponseWriter) {
+	b.setConnect(func(p backendPost, w http.ResponseWriter) {
 		select {
 		case <-release:
 		case <-time.After(3 * time.Second):
@@ -461,7 +359,7 @@ func TestSecurityForwardHeaders(t *testing.T) {
 		{"x-tenant,cookie", []string{"x-tenant", "cookie"}, []string{"authorization", "user-agent"}},
 	} {
 		for _, mode := range []string{"notify", "authorize"} {
-			b := newSecBackend(t)
+			b := newBackend(t)
 			args := b.relayArgs("--connect-mode", mode)
 			if tc.list != "" {
 				args = append(args, "--forward-headers", tc.list)
@@ -469,7 +367,7 @@ func TestSecurityForwardHeaders(t *testing.T) {
 			r := startRelay(t, args...)
 			dial(t, r.WSURL, hdr)
 			waitConnectID(t, b, 1)
-			meta, _ := b.on("/connect")[0].json(t)["meta"].(map[string]any)
+			meta, _ := b.on("/connect")[0].Body["meta"].(map[string]any)
 			headers, _ := meta["headers"].(map[string]any)
 			for _, h := range tc.present {
 				if headers[h] == nil {
@@ -584,7 +482,7 @@ func TestSecurityBadInputPublic(t *testing.T) {
 
 // Bad input at the control edge: 4xx, and the listener keeps serving.
 func TestSecurityBadInputControl(t *testing.T) {
-	b := newSecBackend(t)
+	b := newBackend(t)
 	r := startRelay(t, b.relayArgs("--control-token", "tok", "--max-message-size", "65536")...)
 	ws := dial(t, r.WSURL, nil)
 	id := waitConnectID(t, b, 1)
