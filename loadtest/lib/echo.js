@@ -3,13 +3,29 @@
 import { WebSocket } from 'k6/websockets';
 import { setTimeout } from 'k6/timers';
 import { Trend, Counter } from 'k6/metrics';
-import { SOCKETS_PER_VU, HOLD_SECONDS, THINK_MS, WS_URL, payload } from './config.js';
+import { SOCKETS_PER_VU, HOLD_SECONDS, THINK_MS, WS_URL, VUS, DURATION, RTT_P99_MS, CONNECT_P95_MS, payload } from './config.js';
 
 export const rtt = new Trend('sd_rtt', true);
 export const msgs = new Counter('sd_messages');
 export const mismatches = new Counter('sd_mismatches');
 export const wsErrors = new Counter('sd_ws_errors');
 export const opened = new Counter('sd_sockets_opened');
+
+// echoOptions is the k6 options of a closed-loop echo scenario with its thresholds.
+export function echoOptions(scenario) {
+  return {
+    scenarios: {
+      [scenario]: { executor: 'constant-vus', vus: VUS, duration: DURATION, gracefulStop: '10s' },
+    },
+    thresholds: {
+      sd_rtt: [`p(99)<${RTT_P99_MS}`],
+      ws_connecting: [`p(95)<${CONNECT_P95_MS}`],
+      sd_mismatches: ['count==0'],
+      sd_ws_errors: ['count==0'],
+      sd_messages: ['count>0'],
+    },
+  };
+}
 
 export function echoSockets() {
   const deadline = Date.now() + HOLD_SECONDS * 1000;
