@@ -220,6 +220,29 @@ func (fb *faultBackend) relayFor(t testing.TB, args ...string) *testRelay {
 		"--connect-uri", fb.URL + "/connect", "--disconnect-uri", fb.URL + "/disconnect"}, args...)...)
 }
 
+// checkAllDelivered waits for every chatter to finish, checks each closed normally after
+// sending all msgs, and checks each connection's messages arrived in order (checkConn). It
+// returns the extra deliveries of attempts the backend never answered.
+func (fb *faultBackend) checkAllDelivered(t testing.TB, ids []string, chs []*chatter, msgs int) (extra int) {
+	t.Helper()
+	byName := map[string]*chatter{}
+	for _, ch := range chs {
+		ch.wait(t)
+		byName[ch.name] = ch
+		if ch.closeCode != 1000 || len(ch.sent) != msgs {
+			t.Errorf("%s: sent %d, closed %d %q; want all %d and 1000", ch.name, len(ch.sent), ch.closeCode, ch.closeText, msgs)
+		}
+	}
+	for _, id := range ids {
+		c := fb.conn(id)
+		eventually(t, 10*time.Second, "messages", func() bool { c = fb.conn(id); return len(c.messages) > 0 })
+		name, _, _ := strings.Cut(c.messages[0], "-")
+		got := fb.checkConn(t, id, byName[name].sent)
+		extra += len(got.messages) - msgs
+	}
+	return extra
+}
+
 // checkConn asserts the backend's view of one connection whose client sent want (in order):
 // one connect, one disconnect, every message in order, none answered 2xx twice, and no
 // message the client did not send.
@@ -386,24 +409,7 @@ func TestFaultBackendDownMidTraffic(t *testing.T) {
 	fb.stop()
 	time.Sleep(300 * time.Millisecond)
 	fb.start()
-	for _, ch := range chs {
-		ch.wait(t)
-		if ch.closeCode != 1000 || len(ch.sent) != msgs {
-			t.Errorf("%s: sent %d, closed %d %q; want all %d and 1000", ch.name, len(ch.sent), ch.closeCode, ch.closeText, msgs)
-		}
-	}
-	byName := map[string]*chatter{}
-	for _, ch := range chs {
-		byName[ch.name] = ch
-	}
-	retried := 0
-	for _, id := range ids {
-		c := fb.conn(id)
-		eventually(t, 10*time.Second, "messages", func() bool { c = fb.conn(id); return len(c.messages) > 0 })
-		name, _, _ := strings.Cut(c.messages[0], "-")
-		got := fb.checkConn(t, id, byName[name].sent)
-		retried += len(got.messages) - msgs
-	}
+	retried := fb.checkAllDelivered(t, ids, chs, msgs)
 	t.Logf("300ms outage: %d clients x %d messages delivered once each, in order; %d extra deliveries of unanswered attempts", clients, msgs, retried)
 
 	// A long outage: the retries run out and the clients are told.
@@ -451,21 +457,7 @@ func TestFaultBackendFlapping(t *testing.T) {
 		ch.wait(t)
 	}
 	close(stopFlap)
-	byName := map[string]*chatter{}
-	for _, ch := range chs {
-		byName[ch.name] = ch
-		if ch.closeCode != 1000 || len(ch.sent) != msgs {
-			t.Errorf("%s: sent %d, closed %d %q", ch.name, len(ch.sent), ch.closeCode, ch.closeText)
-		}
-	}
-	extra := 0
-	for _, id := range ids {
-		c := fb.conn(id)
-		eventually(t, 5*time.Second, "messages", func() bool { c = fb.conn(id); return len(c.messages) > 0 })
-		name, _, _ := strings.Cut(c.messages[0], "-")
-		got := fb.checkConn(t, id, byName[name].sent)
-		extra += len(got.messages) - msgs
-	}
+	extra := fb.checkAllDelivered(t, ids, chs, msgs)
 	t.Logf("flapping (%d outages of 250ms): %d clients x %d messages delivered in order; %d extra deliveries", flaps.Load(), clients, msgs, extra)
 }
 
