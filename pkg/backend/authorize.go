@@ -25,7 +25,7 @@ type Authorizer interface {
 // It is not retried: the client is waiting, and --handshake-timeout bounds the whole wait.
 func (b *HTTP) Authorize(ctx context.Context, c *conntable.Conn) (int, error) {
 	body := AppendConnect(nil, b.opts.Endpoint, c.ID, forwardable(c.Headers, b.opts.ForwardHeaders))
-	hc := b.client(b.opts.ConnectURI)
+	hc := b.targets[evConnect].client
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
@@ -43,7 +43,7 @@ func (b *HTTP) Authorize(ctx context.Context, c *conntable.Conn) (int, error) {
 	}
 	start := time.Now()
 	err := hc.DoDeadline(req, resp, deadline)
-	b.m.BackendLatency.WithLabelValues(kindNames[evConnect]).Observe(time.Since(start).Seconds())
+	b.targets[evConnect].latency.Observe(time.Since(start).Seconds())
 	if err != nil {
 		if errors.Is(err, fasthttp.ErrTimeout) {
 			b.m.BackendErrors.WithLabelValues("timeout").Inc()

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
@@ -55,7 +56,8 @@ type HTTPOptions struct {
 // only while the queue is not empty.
 type HTTP struct {
 	opts    HTTPOptions
-	clients map[string]*fasthttp.HostClient // by scheme://host
+	targets [3]target // by eventKind, resolved once in NewHTTP
+	clients []*fasthttp.HostClient
 	conns   *connTracker
 	log     zerolog.Logger
 	m       *metrics.Metrics
@@ -75,6 +77,14 @@ const (
 )
 
 var kindNames = [...]string{evConnect: "connect", evMessage: "message", evDisconnect: "disconnect"}
+
+// target is where one kind of event goes: its URI, the client for that URI's host (shared
+// by URIs on the same host), and its latency histogram.
+type target struct {
+	uri     string
+	client  *fasthttp.HostClient
+	latency prometheus.Observer
+}
 
 type event struct {
 	kind eventKind
@@ -118,8 +128,9 @@ func NewHTTP(opts HTTPOptions) (*HTTP, error) {
 	if opts.MaxResponseBody <= 0 {
 		opts.MaxResponseBody = 4 << 20
 	}
-	b := &HTTP{opts: opts, clients: make(map[string]*fasthttp.HostClient), conns: newConnTracker(), log: opts.Logger, m: opts.Metrics}
-	for _, uri := range []string{opts.MessageURI, opts.ConnectURI, opts.DisconnectURI} {
+	b := &HTTP{opts: opts, conns: newConnTracker(), log: opts.Logger, m: opts.Metrics}
+	byHost := map[string]*fasthttp.HostClient{}
+	for kind, uri := range [...]string{evConnect: opts.ConnectURI, evMessage: opts.MessageURI, evDisconnect: opts.DisconnectURI} {
 		if uri == "" {
 			continue
 		}
@@ -127,25 +138,28 @@ func NewHTTP(opts HTTPOptions) (*HTTP, error) {
 		if err != nil {
 			return nil, err
 		}
-		if _, ok := b.clients[key]; ok {
-			continue
+		hc, ok := byHost[key]
+		if !ok {
+			hc = &fasthttp.HostClient{
+				Addr:                          addr,
+				IsTLS:                         tls,
+				Dial:                          b.conns.dialer(min(opts.Timeout, 10*time.Second)),
+				Name:                          "socketdock",
+				MaxConns:                      opts.MaxConns,
+				MaxConnWaitTimeout:            opts.Timeout,
+				MaxIdleConnDuration:           30 * time.Second,
+				ReadTimeout:                   opts.Timeout,
+				WriteTimeout:                  opts.Timeout,
+				MaxResponseBodySize:           opts.MaxResponseBody,
+				WriteBufferSize:               16 << 10, // a 4 KiB message's POST leaves in one write
+				ReadBufferSize:                16 << 10,
+				DisableHeaderNamesNormalizing: false,
+				RetryIfErr:                    func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
+			}
+			byHost[key] = hc
+			b.clients = append(b.clients, hc)
 		}
-		b.clients[key] = &fasthttp.HostClient{
-			Addr:                          addr,
-			IsTLS:                         tls,
-			Dial:                          b.conns.dialer(min(opts.Timeout, 10*time.Second)),
-			Name:                          "socketdock",
-			MaxConns:                      opts.MaxConns,
-			MaxConnWaitTimeout:            opts.Timeout,
-			MaxIdleConnDuration:           30 * time.Second,
-			ReadTimeout:                   opts.Timeout,
-			WriteTimeout:                  opts.Timeout,
-			MaxResponseBodySize:           opts.MaxResponseBody,
-			WriteBufferSize:               16 << 10, // a 4 KiB message's POST leaves in one write
-			ReadBufferSize:                16 << 10,
-			DisableHeaderNamesNormalizing: false,
-			RetryIfErr:                    func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
-		}
+		b.targets[kind] = target{uri: uri, client: hc, latency: opts.Metrics.BackendLatency.WithLabelValues(kindNames[kind])}
 	}
 	return b, nil
 }
@@ -175,11 +189,6 @@ func hostOf(uri string) (key, addr string, tls bool, err error) {
 		}
 	}
 	return u.Scheme + "://" + u.Host, addr, tls, nil
-}
-
-func (b *HTTP) client(uri string) *fasthttp.HostClient {
-	key, _, _, _ := hostOf(uri) // validated in NewHTTP
-	return b.clients[key]
 }
 
 // queueOf returns c's queue, creating it on first use: a connection that never sends costs
@@ -268,14 +277,14 @@ func (b *HTTP) serve(c *conntable.Conn, q *connQueue) {
 
 		switch ev.kind {
 		case evConnect:
-			if _, err := b.post(ev.kind, b.opts.ConnectURI, ev.body); err != nil {
+			if _, err := b.post(ev.kind, ev.body); err != nil {
 				b.fail(c, q, err)
 			}
 		case evMessage:
 			if failed {
 				continue // the client already has a close code saying messages were not delivered
 			}
-			resp, err := b.post(ev.kind, b.opts.MessageURI, ev.body)
+			resp, err := b.post(ev.kind, ev.body)
 			if err != nil {
 				b.fail(c, q, err)
 				continue
@@ -284,7 +293,7 @@ func (b *HTTP) serve(c *conntable.Conn, q *connQueue) {
 				b.replyInResponse(c, resp)
 			}
 		case evDisconnect:
-			if _, err := b.post(ev.kind, b.opts.DisconnectURI, ev.body); err != nil {
+			if _, err := b.post(ev.kind, ev.body); err != nil {
 				b.log.Warn().Str("connection_id", c.ID).Err(err).Msg("disconnect POST failed")
 			}
 		}
@@ -370,8 +379,9 @@ type postResult struct {
 
 // post delivers one body, retrying what CONTRACT §3 allows: transport failures before the
 // request went out, and 429/503 answers, with capped exponential backoff and full jitter.
-func (b *HTTP) post(kind eventKind, uri string, body []byte) (postResult, error) {
-	hc := b.client(uri)
+func (b *HTTP) post(kind eventKind, body []byte) (postResult, error) {
+	tg := &b.targets[kind]
+	hc, uri := tg.client, tg.uri
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
@@ -381,7 +391,7 @@ func (b *HTTP) post(kind eventKind, uri string, body []byte) (postResult, error)
 	req.Header.SetContentType("application/json")
 	req.SetBodyRaw(body)
 
-	latency := b.m.BackendLatency.WithLabelValues(kindNames[kind])
+	latency := tg.latency
 	raceRetried := false // the keep-alive race is retried once; a second reset is the backend's doing
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
