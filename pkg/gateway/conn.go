@@ -27,7 +27,6 @@ const (
 // event loop and are touched only there.
 type wsConn struct {
 	gc     gnet.Conn
-	srv    *Server
 	loop   *loop
 	conn   *conntable.Conn // nil until upgraded
 	authz  *authorizing    // while stateAuthorizing, and after a refusal (to release the limits)
@@ -53,7 +52,7 @@ type wsConn struct {
 
 // Send implements conntable.Transport.
 func (w *wsConn) Send(op ws.OpCode, payload []byte) error {
-	o := &w.srv.opts
+	o := &w.loop.srv.opts
 	if w.closing.Load() {
 		return conntable.ErrClosing
 	}
@@ -96,7 +95,7 @@ func (w *wsConn) Send(op ws.OpCode, payload []byte) error {
 func (w *wsConn) noteOutbound(out int) {
 	w.outBuffered.Store(int64(out))
 	if out > 0 && w.state == stateOpen {
-		if at := w.loop.wheel.now + max(w.srv.ticks(w.srv.opts.WriteTimeout)/4, 1); at < w.wheelAt {
+		if at := w.loop.wheel.now + max(w.loop.srv.ticks(w.loop.srv.opts.WriteTimeout)/4, 1); at < w.wheelAt {
 			w.loop.wheel.schedule(w, at)
 		}
 	}
@@ -167,7 +166,7 @@ func (w *wsConn) startClose(code int, reason string) {
 	w.state = stateClosing
 	w.closeCode, w.closeReason = code, reason
 	w.write(wsframe.AppendClose(w.loop.scratch(), code, reason))
-	w.deadline = w.loop.wheel.now + w.srv.ticks(w.srv.opts.CloseTimeout)
+	w.deadline = w.loop.wheel.now + w.loop.srv.ticks(w.loop.srv.opts.CloseTimeout)
 	w.loop.wheel.schedule(w, w.deadline)
 }
 
@@ -208,7 +207,7 @@ func (w *wsConn) failAbnormal(reason string) {
 // timer runs when w's wheel entry comes due: handshake and closing deadlines, write stalls,
 // pings and ping timeouts. It always reschedules or closes. On the loop.
 func (w *wsConn) timer() {
-	s := w.srv
+	s := w.loop.srv
 	now := w.loop.wheel.now
 	switch w.state {
 	case stateHandshake, stateAuthorizing: // the backend's answer counts against the handshake deadline

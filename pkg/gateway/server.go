@@ -45,6 +45,7 @@ type Server struct {
 
 // loop is the state one event loop owns: its timer wheel and output scratch space.
 type loop struct {
+	srv      *Server
 	el       gnet.EventLoop
 	wheel    wheel
 	out      []byte  // OnTraffic's output batch
@@ -156,7 +157,7 @@ func (s *Server) loopOf(c gnet.Conn) *loop {
 	defer s.loopsMu.Unlock()
 	l, ok := s.loops[el]
 	if !ok {
-		l = &loop{el: el, tmp: make([]byte, 0, 256), traffic: s.opts.Metrics.NewTraffic()}
+		l = &loop{srv: s, el: el, tmp: make([]byte, 0, 256), traffic: s.opts.Metrics.NewTraffic()}
 		l.wheel.now = int64(time.Since(s.start) / s.tick)
 		s.loops[el] = l
 	}
@@ -166,7 +167,7 @@ func (s *Server) loopOf(c gnet.Conn) *loop {
 // OnOpen starts the handshake clock for a new TCP connection.
 func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	l := s.loopOf(c)
-	w := &wsConn{gc: c, srv: s, loop: l}
+	w := &wsConn{gc: c, loop: l}
 	w.lastRead = l.wheel.now
 	w.deadline = l.wheel.now + s.ticks(s.opts.HandshakeTimeout)
 	l.wheel.schedule(w, w.deadline)
