@@ -214,16 +214,10 @@ func (b *HTTP) Opened(c *conntable.Conn) {
 // Message queues the message POST; it fails with ErrInboundFull when the queue is at its
 // bound in messages or bytes. A single message always fits an empty queue.
 func (b *HTTP) Message(c *conntable.Conn, op ws.OpCode, payload []byte) (Reply, bool, error) {
-	q := queueOf(c)
-	size := jsonSize(len(payload))
-	q.mu.Lock()
-	full := q.messages >= b.opts.MaxQueue || (q.messages > 0 && q.bytes+size > b.opts.MaxQueueBytes)
-	q.mu.Unlock()
-	if full {
+	body := AppendMessage(make([]byte, 0, jsonSize(len(payload))), b.opts.Endpoint, c.ID, op, payload)
+	if !b.enqueue(c, queueOf(c), event{kind: evMessage, op: op, body: body}) {
 		return Reply{}, false, ErrInboundFull
 	}
-	body := AppendMessage(make([]byte, 0, size), b.opts.Endpoint, c.ID, op, payload)
-	b.enqueue(c, q, event{kind: evMessage, op: op, body: body})
 	return Reply{}, false, nil
 }
 
@@ -238,13 +232,19 @@ func (b *HTTP) Closed(c *conntable.Conn, code int, reason string) {
 	b.enqueue(c, queueOf(c), event{kind: evDisconnect, body: AppendDisconnect(nil, c.ID, code, reason)})
 }
 
-func (b *HTTP) enqueue(c *conntable.Conn, q *connQueue, ev event) {
+// enqueue adds ev to c's queue and starts its goroutine if none runs. A message is refused
+// (false) when the queue is at its bound in messages or bytes; one always fits an empty queue.
+func (b *HTTP) enqueue(c *conntable.Conn, q *connQueue, ev event) bool {
 	q.mu.Lock()
-	q.events = append(q.events, ev)
 	if ev.kind == evMessage {
+		if q.messages >= b.opts.MaxQueue || (q.messages > 0 && q.bytes+cap(ev.body) > b.opts.MaxQueueBytes) {
+			q.mu.Unlock()
+			return false
+		}
 		q.messages++
 		q.bytes += cap(ev.body)
 	}
+	q.events = append(q.events, ev)
 	start := !q.running
 	q.running = true
 	q.mu.Unlock()
@@ -252,6 +252,7 @@ func (b *HTTP) enqueue(c *conntable.Conn, q *connQueue, ev event) {
 		b.busy.Add(1)
 		go b.serve(c, q)
 	}
+	return true
 }
 
 // serve delivers a connection's events one at a time until its queue is empty.
