@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 )
@@ -20,7 +21,8 @@ func TestDefaultsDerived(t *testing.T) {
 		t.Fatal(err)
 	}
 	if o.BindIP != "127.0.0.1" || o.BindPort != 8765 || o.ControlBindIP != "127.0.0.1" || o.ControlBindPort != 8766 ||
-		o.Endpoint != "http://127.0.0.1:8766" || o.Backend != "loopback" || o.MaxMessageSize != 4<<20 {
+		o.Endpoint != "http://127.0.0.1:8766" || o.Backend != "loopback" || o.MaxMessageSize != 4<<20 ||
+		o.BackendTimeout != 30*time.Second || o.LogLevel != "INFO" || o.ConnectURI != "" || o.DisconnectURI != "" {
 		t.Fatalf("defaults: %+v", o)
 	}
 	o, _ = parseOpts(t, nil, "--bindip", "0.0.0.0", "--bindport", "9000")
