@@ -36,6 +36,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
 
+	"github.com/socketdock/socketdock/internal/testkit"
 	"github.com/socketdock/socketdock/pkg/config"
 	"github.com/socketdock/socketdock/pkg/relay"
 )
@@ -93,14 +94,7 @@ type backendConn struct {
 }
 
 func (b *backend) start() {
-	var ln net.Listener
-	var err error
-	for i := 0; i < 200; i++ {
-		if ln, err = net.Listen("tcp", b.addr); err == nil {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	ln, err := testkit.Relisten(b.addr)
 	if err != nil {
 		b.t.Fatalf("backend listen: %v", err)
 	}

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/socketdock/socketdock/internal/testkit"
 )
 
 // faultBackend is a backend on a fixed loopback port that can be stopped (listener and every
@@ -82,14 +84,7 @@ func (fb *faultBackend) setAnswer(f func(id string, p backendPost, w http.Respon
 // start listens on the backend's port (retrying briefly while the old socket lingers).
 func (fb *faultBackend) start() {
 	fb.t.Helper()
-	var ln net.Listener
-	var err error
-	for i := 0; i < 100; i++ {
-		if ln, err = net.Listen("tcp", fb.addr); err == nil {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	ln, err := testkit.Relisten(fb.addr)
 	if err != nil {
 		fb.t.Fatalf("backend listen %s: %v", fb.addr, err)
 	}
