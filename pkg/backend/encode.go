@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"unicode/utf8"
 
-	"github.com/gobwas/ws"
+	"github.com/socketdock/socketdock/pkg/conntable"
 )
 
 // The JSON bodies of CONTRACT §3, appended by hand: one allocation-free pass per message.
@@ -32,10 +32,10 @@ func appendCallback(dst []byte, endpoint, id, verb string) []byte {
 
 // AppendMessage appends the message POST body. Text, and binary that is valid UTF-8, travel
 // as a JSON string; other binary travels base64-encoded with meta.encoding "base64".
-func AppendMessage(dst []byte, endpoint, id string, op ws.OpCode, payload []byte) []byte {
+func AppendMessage(dst []byte, endpoint, id string, op conntable.MessageType, payload []byte) []byte {
 	dst = append(dst, `{"meta":{`...)
 	dst = appendMeta(dst, endpoint, id)
-	if op == ws.OpText {
+	if op == conntable.Text {
 		dst = append(dst, `,"type":"text"},"message":`...)
 		return append(appendString(dst, payload), '}')
 	}

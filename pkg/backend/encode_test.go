@@ -8,21 +8,21 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gobwas/ws"
+	"github.com/socketdock/socketdock/pkg/conntable"
 )
 
 const testID = "0123456789abcdef0123456789abcdef"
 
 func TestAppendMessageDecodes(t *testing.T) {
 	cases := []struct {
-		op       ws.OpCode
+		op       conntable.MessageType
 		payload  []byte
 		typ, enc string
 	}{
-		{ws.OpText, []byte(`{"a":"json text stays a string"}`), "text", ""},
-		{ws.OpText, []byte("ctl \x00\x01\x1f \" \\ \u2028 ✓"), "text", ""},
-		{ws.OpBinary, []byte("utf-8 binary"), "binary", ""},
-		{ws.OpBinary, []byte{0xff, 0x00, 0x80}, "binary", "base64"},
+		{conntable.Text, []byte(`{"a":"json text stays a string"}`), "text", ""},
+		{conntable.Text, []byte("ctl \x00\x01\x1f \" \\ \u2028 ✓"), "text", ""},
+		{conntable.Binary, []byte("utf-8 binary"), "binary", ""},
+		{conntable.Binary, []byte{0xff, 0x00, 0x80}, "binary", "base64"},
 	}
 	for _, tc := range cases {
 		body := AppendMessage(nil, "http://h:1/x", testID, tc.op, tc.payload)
@@ -66,12 +66,12 @@ func BenchmarkAppendMessage(b *testing.B) {
 		for _, kind := range []string{"text", "binary-base64"} {
 			b.Run(kind+"/"+strconv.Itoa(size), func(b *testing.B) {
 				payload := make([]byte, size)
-				op := ws.OpText
+				op := conntable.Text
 				for i := range payload {
 					payload[i] = 'a' + byte(i%26)
 				}
 				if kind != "text" {
-					op = ws.OpBinary
+					op = conntable.Binary
 					payload[0] = 0xff
 				}
 				buf := make([]byte, 0, jsonSize(size))

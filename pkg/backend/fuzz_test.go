@@ -9,7 +9,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/gobwas/ws"
+	"github.com/socketdock/socketdock/pkg/conntable"
 )
 
 // FuzzEncodeMessage: the hand-written JSON encoder round-trips through encoding/json. A
@@ -22,9 +22,9 @@ func FuzzEncodeMessage(f *testing.F) {
 	f.Add("https://ex.example/base", []byte{0, 1, 2}, true, []byte("\x00\x1f\x7f\"\\\t"), "cookie", "a=b; c=d", strings.Repeat("r", 123))
 	f.Fuzz(func(t *testing.T, endpoint string, idSeed []byte, text bool, payload []byte, hname, hvalue, reason string) {
 		id := hex.EncodeToString(append(idSeed, make([]byte, 16)...)[:16]) // ids are always 32 hex
-		op := ws.OpBinary
+		op := conntable.Binary
 		if text && utf8.Valid(payload) { // the decoder never hands over invalid text
-			op = ws.OpText
+			op = conntable.Text
 		}
 		body := AppendMessage(nil, endpoint, id, op, payload)
 		var msg struct {
@@ -46,7 +46,7 @@ func FuzzEncodeMessage(f *testing.F) {
 			if got, err = base64.StdEncoding.DecodeString(msg.Message); err != nil {
 				t.Fatal(err)
 			}
-			if op == ws.OpText || utf8.Valid(payload) {
+			if op == conntable.Text || utf8.Valid(payload) {
 				t.Fatal("base64 used for a payload that is valid UTF-8")
 			}
 		} else if msg.Meta.Encoding != "" {
@@ -55,7 +55,7 @@ func FuzzEncodeMessage(f *testing.F) {
 		if !bytes.Equal(got, payload) {
 			t.Fatalf("round trip: sent % x, decoded % x", payload, got)
 		}
-		wantType := map[ws.OpCode]string{ws.OpText: "text", ws.OpBinary: "binary"}[op]
+		wantType := map[conntable.MessageType]string{conntable.Text: "text", conntable.Binary: "binary"}[op]
 		if msg.Meta.Type != wantType || msg.Meta.ConnectionID != id {
 			t.Fatalf("meta %+v", msg.Meta)
 		}

@@ -9,20 +9,17 @@ import (
 	"net"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/gobwas/ws"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
 	"github.com/socketdock/socketdock/pkg/conntable"
 	"github.com/socketdock/socketdock/pkg/metrics"
-	"github.com/socketdock/socketdock/pkg/wsframe"
 )
 
 // HTTPOptions configures the HTTP backend. Zero values mean the defaults noted.
@@ -88,8 +85,8 @@ type target struct {
 
 type event struct {
 	kind eventKind
-	op   ws.OpCode // of a message, to pick the reply's frame type
-	body []byte    // the JSON body, encoded on the event loop
+	op   conntable.MessageType // of a message, to pick the reply's frame type
+	body []byte                // the JSON body, encoded on the event loop
 }
 
 // connQueue is the per-connection state kept in Conn.BackendState.
@@ -192,7 +189,7 @@ func hostOf(uri string) (key, addr string, tls bool, err error) {
 }
 
 // queueOf returns c's queue, creating it on first use: a connection that never sends costs
-// no queue. Only the event loop calls it (Opened, Message, Closed), so no lock is needed.
+// no queue. Calls for one connection never overlap (Opened, Message, Closed), so no lock is needed.
 func queueOf(c *conntable.Conn) *connQueue {
 	q, _ := c.BackendState.(*connQueue)
 	if q == nil {
@@ -213,7 +210,7 @@ func (b *HTTP) Opened(c *conntable.Conn) {
 
 // Message queues the message POST; it fails with ErrInboundFull when the queue is at its
 // bound in messages or bytes. A single message always fits an empty queue.
-func (b *HTTP) Message(c *conntable.Conn, op ws.OpCode, payload []byte) (Reply, bool, error) {
+func (b *HTTP) Message(c *conntable.Conn, op conntable.MessageType, payload []byte) (Reply, bool, error) {
 	body := AppendMessage(make([]byte, 0, jsonSize(len(payload))), b.opts.Endpoint, c.ID, op, payload)
 	if !b.enqueue(c, queueOf(c), event{kind: evMessage, op: op, body: body}) {
 		return Reply{}, false, ErrInboundFull
@@ -302,18 +299,9 @@ func (b *HTTP) serve(c *conntable.Conn, q *connQueue) {
 }
 
 func (b *HTTP) replyInResponse(c *conntable.Conn, resp postResult) {
-	op := ws.OpBinary
-	if isText(resp.contentType) {
-		op = ws.OpText
-	}
-	if err := c.Transport.Send(op, resp.body); err != nil && !errors.Is(err, conntable.ErrClosing) {
+	if err := c.Transport.Send(conntable.TypeForContent(resp.contentType), resp.body); err != nil && !errors.Is(err, conntable.ErrClosing) {
 		b.log.Warn().Str("connection_id", c.ID).Err(err).Msg("reply in response not delivered")
 	}
-}
-
-// isText reports whether a Content-Type is text/* (any parameters).
-func isText(contentType string) bool {
-	return len(contentType) >= 5 && strings.EqualFold(contentType[:5], "text/")
 }
 
 func (b *HTTP) fail(c *conntable.Conn, q *connQueue, err error) {
@@ -322,7 +310,7 @@ func (b *HTTP) fail(c *conntable.Conn, q *connQueue, err error) {
 	q.mu.Unlock()
 	var de *DeliveryError
 	if !errors.As(err, &de) {
-		de = &DeliveryError{Code: wsframe.CloseInternalError, Reason: "backend unavailable", Err: err}
+		de = &DeliveryError{Code: conntable.CloseInternalError, Reason: "backend unavailable", Err: err}
 	}
 	b.log.Warn().Str("connection_id", c.ID).Int("close_code", de.Code).Err(de.Err).Msg("backend did not accept; closing client")
 	c.Transport.Close(de.Code, de.Reason)
@@ -374,7 +362,7 @@ func (e *DeliveryError) Error() string { return e.Reason + ": " + e.Err.Error() 
 func (e *DeliveryError) Unwrap() error { return e.Err }
 
 type postResult struct {
-	contentType string
+	contentType []byte
 	body        []byte // nil when empty
 }
 
@@ -410,22 +398,22 @@ func (b *HTTP) post(kind eventKind, body []byte) (postResult, error) {
 		case err == nil && resp.StatusCode() >= 200 && resp.StatusCode() < 300:
 			var res postResult
 			if len(resp.Body()) > 0 {
-				res = postResult{contentType: string(resp.Header.ContentType()), body: append([]byte(nil), resp.Body()...)}
+				res = postResult{contentType: append([]byte(nil), resp.Header.ContentType()...), body: append([]byte(nil), resp.Body()...)}
 			}
 			return res, nil
 		case err == nil && (resp.StatusCode() == 429 || resp.StatusCode() == 503):
 			b.m.BackendErrors.WithLabelValues(statusClass(resp.StatusCode())).Inc()
 			wait = retryAfter(resp.Header.Peek("Retry-After"), time.Now())
 			if attempt >= b.opts.Retries {
-				return postResult{}, &DeliveryError{Code: wsframe.CloseInternalError,
+				return postResult{}, &DeliveryError{Code: conntable.CloseInternalError,
 					Reason: "backend unavailable: " + statusText(resp.StatusCode()), Err: errors.New("retries exhausted")}
 			}
 		case err == nil:
 			s := resp.StatusCode()
 			b.m.BackendErrors.WithLabelValues(statusClass(s)).Inc()
-			code := wsframe.CloseInternalError
+			code := conntable.CloseInternalError
 			if s >= 400 && s < 500 {
-				code = wsframe.ClosePolicyViolation
+				code = conntable.ClosePolicyViolation
 			}
 			return postResult{}, &DeliveryError{Code: code, Reason: "backend answered " + statusText(s), Err: fmt.Errorf("POST %s: status %d", uri, s)}
 		case retryable(err, b.conns.wasPooled(resp.LocalAddr()) && !raceRetried):
@@ -436,14 +424,14 @@ func (b *HTTP) post(kind eventKind, body []byte) (postResult, error) {
 			// retry can pick another dead connection and exhaust the budget (soak finding).
 			hc.CloseIdleConnections()
 			if attempt >= b.opts.Retries {
-				return postResult{}, &DeliveryError{Code: wsframe.CloseInternalError, Reason: "backend unreachable", Err: fmt.Errorf("POST %s: %w", uri, err)}
+				return postResult{}, &DeliveryError{Code: conntable.CloseInternalError, Reason: "backend unreachable", Err: fmt.Errorf("POST %s: %w", uri, err)}
 			}
 		case errors.Is(err, fasthttp.ErrTimeout):
 			b.m.BackendErrors.WithLabelValues("timeout").Inc()
-			return postResult{}, &DeliveryError{Code: wsframe.CloseInternalError, Reason: "backend timeout", Err: fmt.Errorf("POST %s: %w", uri, err)}
+			return postResult{}, &DeliveryError{Code: conntable.CloseInternalError, Reason: "backend timeout", Err: fmt.Errorf("POST %s: %w", uri, err)}
 		default:
 			b.m.BackendErrors.WithLabelValues("transport").Inc()
-			return postResult{}, &DeliveryError{Code: wsframe.CloseInternalError, Reason: "backend failed", Err: fmt.Errorf("POST %s: %w", uri, err)}
+			return postResult{}, &DeliveryError{Code: conntable.CloseInternalError, Reason: "backend failed", Err: fmt.Errorf("POST %s: %w", uri, err)}
 		}
 		time.Sleep(b.backoff(attempt, wait))
 	}

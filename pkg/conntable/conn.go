@@ -1,6 +1,6 @@
 // Package conntable holds the relay's live client connections: a sharded id → connection map
-// that the control API reads concurrently, and the Conn record every transport and backend
-// shares. It does no I/O of its own.
+// that the control API reads concurrently, the Conn record every transport and backend
+// shares, and their common vocabulary (message types, close codes). It does no I/O.
 package conntable
 
 import (
@@ -9,8 +9,6 @@ import (
 	"errors"
 	"net"
 	"sync/atomic"
-
-	"github.com/gobwas/ws"
 )
 
 // Errors a Transport's Send returns; the control API maps each to an HTTP status.
@@ -20,16 +18,67 @@ var (
 	ErrTooBig       = errors.New("message over the size limit") // 413
 )
 
-// Transport is the client side of a connection: a WebSocket on the gnet loop today, a
-// long-poll session later. Both methods are safe from any goroutine and never block.
+// MessageType is a whole message's kind. The values are RFC 6455's opcodes, so the WebSocket
+// transport converts without a table.
+type MessageType uint8
+
+const (
+	Text   MessageType = 1 // UTF-8 text
+	Binary MessageType = 2 // any bytes
+)
+
+func (t MessageType) String() string {
+	if t == Text {
+		return "text"
+	}
+	return "binary"
+}
+
+// TypeForContent picks a message type from a Content-Type: text/* (any parameters) is text,
+// anything else, or none, binary (CONTRACT §4: DIDComm media types arrive as binary).
+func TypeForContent(contentType []byte) MessageType {
+	if len(contentType) >= 5 && asciiLower(contentType[0]) == 't' && asciiLower(contentType[1]) == 'e' &&
+		asciiLower(contentType[2]) == 'x' && asciiLower(contentType[3]) == 't' && contentType[4] == '/' {
+		return Text
+	}
+	return Binary
+}
+
+func asciiLower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// Close codes the relay sends or reports (CONTRACT §7), whatever the transport.
+const (
+	CloseNormal          = 1000
+	CloseGoingAway       = 1001
+	CloseProtocolError   = 1002
+	CloseNoStatus        = 1005 // never sent; reported when a close frame had no code
+	CloseAbnormal        = 1006 // never sent; reported when the client just vanished
+	CloseInvalidPayload  = 1007
+	ClosePolicyViolation = 1008
+	CloseTooBig          = 1009
+	CloseInternalError   = 1011
+	CloseTryAgainLater   = 1013
+	CloseBadGateway      = 1014
+)
+
+// Transport is the client side of one connection: a WebSocket on an event loop, or a
+// long-poll session. Send and Close are safe from any goroutine; they may wait briefly for
+// the transport's own lock or event loop, never for the client.
 type Transport interface {
 	// Send queues one message for the client; payload is copied, so the caller may reuse it
 	// when Send returns. It returns nil once the message is written or accepted into the
-	// bounded outbound buffer.
-	Send(op ws.OpCode, payload []byte) error
+	// bounded outbound buffer, else ErrClosing, ErrSlowConsumer or ErrTooBig.
+	Send(t MessageType, payload []byte) error
 	// Close starts closing the client with a close code and a short reason. Later calls are
 	// ignored. The backend hears about it through Backend.Closed once the client is gone.
 	Close(code int, reason string)
+	// Name is the transport's name in meta.transport: "ws" or "poll".
+	Name() string
 }
 
 // Conn is one client connection as the rest of the relay sees it.
@@ -39,17 +88,25 @@ type Conn struct {
 	RemoteAddr  net.Addr // the client's ip:port; formatted only when asked for
 	Transport   Transport
 
-	// Headers of the upgrade request (names lower-cased), kept only until the backend has
-	// used them for its connect notification; the backend clears them.
+	// Headers (names lower-cased) and Path (path and query) of the request that opened the
+	// connection, kept only until the backend has used them for its connect notification;
+	// the lifecycle clears them after Backend.Opened.
 	Headers [][2]string
+	Path    string
 
-	// BackendState is the backend's per-connection state, set and read by the backend only
-	// from the event loop's calls (Opened, Message, Closed).
+	// BackendState is the backend's per-connection state. Calls for one Conn never overlap,
+	// so the backend needs no lock to set it in Opened and read it later.
 	BackendState any
+
+	ended atomic.Bool // the end-of-connection bookkeeping has run
 
 	messagesIn  atomic.Uint64
 	messagesOut atomic.Uint64
 }
+
+// MarkEnded reports true the first time it is called: the caller does the once-only
+// bookkeeping of a connection's end.
+func (c *Conn) MarkEnded() bool { return !c.ended.Swap(true) }
 
 // CountIn records a complete message received from the client.
 func (c *Conn) CountIn() { c.messagesIn.Add(1) }

@@ -15,7 +15,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/gobwas/ws"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
@@ -23,7 +22,6 @@ import (
 
 	"github.com/socketdock/socketdock/pkg/conntable"
 	"github.com/socketdock/socketdock/pkg/metrics"
-	"github.com/socketdock/socketdock/pkg/wsframe"
 )
 
 // Options configures the control API.
@@ -186,9 +184,8 @@ func (s *Server) socket(ctx *fasthttp.RequestCtx, rest string) {
 
 func (s *Server) send(ctx *fasthttp.RequestCtx, c *conntable.Conn) {
 	body := ctx.PostBody()
-	op := ws.OpBinary
-	if isText(ctx.Request.Header.ContentType()) {
-		op = ws.OpText
+	typ := conntable.TypeForContent(ctx.Request.Header.ContentType())
+	if typ == conntable.Text {
 		if !utf8.Valid(body) {
 			s.sendResult(ctx, "bad_utf8", fasthttp.StatusBadRequest, "text body is not valid UTF-8")
 			return
@@ -198,7 +195,7 @@ func (s *Server) send(ctx *fasthttp.RequestCtx, c *conntable.Conn) {
 		s.sendResult(ctx, "too_big", fasthttp.StatusRequestEntityTooLarge, "message over the size limit")
 		return
 	}
-	err := c.Transport.Send(op, body) // Send copies the body, which dies with this handler
+	err := c.Transport.Send(typ, body) // Send copies the body, which dies with this handler
 	switch {
 	case err == nil:
 		s.sendResult(ctx, "ok", fasthttp.StatusOK, "OK")
@@ -219,18 +216,13 @@ func (s *Server) sendResult(ctx *fasthttp.RequestCtx, result string, status int,
 	plain(ctx, status, msg)
 }
 
-// isText reports whether a Content-Type is text/* (any parameters).
-func isText(ct []byte) bool {
-	return len(ct) >= 5 && bytes.EqualFold(ct[:5], []byte("text/"))
-}
-
 type disconnectRequest struct {
 	Code   *int   `json:"code"`
 	Reason string `json:"reason"`
 }
 
 func (s *Server) disconnect(ctx *fasthttp.RequestCtx, c *conntable.Conn) {
-	code, reason := wsframe.CloseNormal, ""
+	code, reason := conntable.CloseNormal, ""
 	if body := bytes.TrimSpace(ctx.PostBody()); len(body) > 0 {
 		var req disconnectRequest
 		if err := json.Unmarshal(body, &req); err != nil {
@@ -256,7 +248,7 @@ func (s *Server) disconnect(ctx *fasthttp.RequestCtx, c *conntable.Conn) {
 
 // sendableCloseCode: what a backend may ask us to close with.
 func sendableCloseCode(code int) bool {
-	return code == wsframe.CloseNormal || code == wsframe.CloseGoingAway || (code >= 3000 && code <= 4999)
+	return code == conntable.CloseNormal || code == conntable.CloseGoingAway || (code >= 3000 && code <= 4999)
 }
 
 func (s *Server) info(ctx *fasthttp.RequestCtx, c *conntable.Conn) {

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gobwas/ws"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
@@ -16,8 +15,9 @@ import (
 // nopTransport accepts everything; the fuzzer exercises routing, not sockets.
 type nopTransport struct{}
 
-func (nopTransport) Send(ws.OpCode, []byte) error { return nil }
-func (nopTransport) Close(int, string)            {}
+func (nopTransport) Send(conntable.MessageType, []byte) error { return nil }
+func (nopTransport) Close(int, string)                        {}
+func (nopTransport) Name() string                             { return "nop" }
 
 const fuzzID = "0123456789abcdef0123456789abcdef"
 

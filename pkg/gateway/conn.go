@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"net"
 	"sync/atomic"
 	"time"
 
@@ -10,6 +9,8 @@ import (
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/socketdock/socketdock/pkg/conntable"
+	"github.com/socketdock/socketdock/pkg/hub"
+	"github.com/socketdock/socketdock/pkg/timerwheel"
 	"github.com/socketdock/socketdock/pkg/wsframe"
 )
 
@@ -26,15 +27,15 @@ const (
 // wsConn is one client connection's gateway state. Fields without atomics belong to the
 // event loop and are touched only there.
 type wsConn struct {
+	timerwheel.Handle
 	gc     gnet.Conn
 	loop   *loop
 	conn   *conntable.Conn // nil until upgraded
-	authz  *authorizing    // while stateAuthorizing, and after a refusal (to release the limits)
+	authz  *authorizing    // while stateAuthorizing
 	state  connState
 	dec    wsframe.Decoder
-	remote string // client IP, for the per-IP limit
+	ticket hub.Ticket // the slot held against the connection limits, from admission to the end
 
-	wheelAt     int64 // tick of the live timer
 	lastRead    int64 // tick of the last bytes received
 	pingSentAt  int64 // tick of the outstanding ping, 0 for none
 	stuckSince  int64 // tick since which outbound bytes have not shrunk, 0 for none
@@ -50,8 +51,12 @@ type wsConn struct {
 	outBuffered atomic.Int64 // gnet's outbound buffer at the last look
 }
 
+// Name implements conntable.Transport.
+func (w *wsConn) Name() string { return "ws" }
+
 // Send implements conntable.Transport.
-func (w *wsConn) Send(op ws.OpCode, payload []byte) error {
+func (w *wsConn) Send(t conntable.MessageType, payload []byte) error {
+	op := ws.OpCode(t)
 	o := &w.loop.srv.opts
 	if w.closing.Load() {
 		return conntable.ErrClosing
@@ -95,8 +100,8 @@ func (w *wsConn) Send(op ws.OpCode, payload []byte) error {
 func (w *wsConn) noteOutbound(out int) {
 	w.outBuffered.Store(int64(out))
 	if out > 0 && w.state == stateOpen {
-		if at := w.loop.wheel.now + max(w.loop.srv.ticks(w.loop.srv.opts.WriteTimeout)/4, 1); at < w.wheelAt {
-			w.loop.wheel.schedule(w, at)
+		if at := w.loop.wheel.Now() + max(w.loop.srv.ticks(w.loop.srv.opts.WriteTimeout)/4, 1); at < w.At() {
+			w.loop.wheel.Schedule(w, at)
 		}
 	}
 }
@@ -166,8 +171,8 @@ func (w *wsConn) startClose(code int, reason string) {
 	w.state = stateClosing
 	w.closeCode, w.closeReason = code, reason
 	w.write(wsframe.AppendClose(w.loop.scratch(), code, reason))
-	w.deadline = w.loop.wheel.now + w.loop.srv.ticks(w.loop.srv.opts.CloseTimeout)
-	w.loop.wheel.schedule(w, w.deadline)
+	w.deadline = w.loop.wheel.Now() + w.loop.srv.ticks(w.loop.srv.opts.CloseTimeout)
+	w.loop.wheel.Schedule(w, w.deadline)
 }
 
 // fail records why the connection ends and closes the TCP connection after sending a close
@@ -199,7 +204,7 @@ func (w *wsConn) shut() {
 // backend hears code 1006 with the reason.
 func (w *wsConn) failAbnormal(reason string) {
 	if w.state == stateOpen || w.state == stateClosing {
-		w.closeCode, w.closeReason = wsframe.CloseAbnormal, reason
+		w.closeCode, w.closeReason = conntable.CloseAbnormal, reason
 	}
 	w.shut()
 }
@@ -208,8 +213,10 @@ func (w *wsConn) failAbnormal(reason string) {
 // pings and ping timeouts. It always reschedules or closes. On the loop.
 func (w *wsConn) timer() {
 	s := w.loop.srv
-	now := w.loop.wheel.now
+	now := w.loop.wheel.Now()
 	switch w.state {
+	case stateClosed:
+		return
 	case stateHandshake, stateAuthorizing: // the backend's answer counts against the handshake deadline
 		if now >= w.deadline {
 			s.opts.Metrics.UpgradesRejected.WithLabelValues("handshake_timeout").Inc()
@@ -217,14 +224,14 @@ func (w *wsConn) timer() {
 			w.fail(0, "")
 			return
 		}
-		w.loop.wheel.schedule(w, w.deadline)
+		w.loop.wheel.Schedule(w, w.deadline)
 		return
 	case stateClosing:
 		if now >= w.deadline {
 			w.fail(0, "") // keeps the code we sent
 			return
 		}
-		w.loop.wheel.schedule(w, w.deadline)
+		w.loop.wheel.Schedule(w, w.deadline)
 		return
 	}
 
@@ -264,19 +271,5 @@ func (w *wsConn) timer() {
 	default:
 		next = min(next, w.lastRead+s.ticks(s.opts.PingInterval))
 	}
-	w.loop.wheel.schedule(w, next)
-}
-
-func remoteIP(a net.Addr) string {
-	if t, ok := a.(*net.TCPAddr); ok {
-		return t.IP.String()
-	}
-	if a == nil {
-		return ""
-	}
-	host, _, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return a.String()
-	}
-	return host
+	w.loop.wheel.Schedule(w, next)
 }

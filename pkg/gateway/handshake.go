@@ -1,10 +1,12 @@
 package gateway
 
 import (
-	"time"
+	"errors"
+	"strconv"
+	"strings"
 	"unsafe"
 
-	"github.com/socketdock/socketdock/pkg/conntable"
+	"github.com/socketdock/socketdock/pkg/hub"
 	"github.com/socketdock/socketdock/pkg/wsframe"
 )
 
@@ -39,33 +41,21 @@ func (s *Server) handshake(w *wsConn, buf []byte) int {
 		s.refuse(w, err, "bad_upgrade")
 		return 0
 	}
-	if s.draining.Load() {
-		s.refuse(w, &wsframe.HTTPError{Status: 503, Reason: "server is shutting down"}, "draining")
-		return 0
-	}
 	if !s.originAllowed(req.Get("origin")) {
 		s.refuse(w, &wsframe.HTTPError{Status: 403, Reason: "origin not allowed"}, "origin")
 		return 0
 	}
-	if s.opts.MaxConnectionsPerIP > 0 {
-		w.remote = remoteIP(w.gc.RemoteAddr())
-	}
-	if reason := s.admit(w.remote); reason != "" {
-		s.refuse(w, &wsframe.HTTPError{Status: 503, Reason: "too many connections", Header: "Retry-After: 1\r\n"}, reason)
+	if !s.admit(w) {
 		return 0
 	}
 
 	var headers [][2]string
-	if s.opts.KeepHeaders {
+	var path string
+	if s.opts.KeepRequest {
 		headers = cloneHeaders(req.Headers)
+		path = strings.Clone(req.Target)
 	}
-	w.conn = &conntable.Conn{
-		ID:          conntable.NewID(),
-		ConnectedAt: time.Now().UnixNano(),
-		RemoteAddr:  w.gc.RemoteAddr(), // gnet's own, already allocated
-		Transport:   w,
-		Headers:     headers,
-	}
+	w.conn = s.opts.Hub.NewConn(w, w.gc.RemoteAddr(), headers, path) // gnet's address, already allocated
 	proto := s.pickSubprotocol(&req)
 	if s.opts.Authorizer != nil {
 		s.startAuthorize(w, accept, proto)
@@ -75,46 +65,32 @@ func (s *Server) handshake(w *wsConn, buf []byte) int {
 	return n
 }
 
-// open writes the 101 and announces the connection to the backend and the table. On the loop.
+// open registers the connection with the hub (backend, then table), then writes the 101.
+// In that order a failed write, whose OnClose may run inside Write, finds the connection
+// registered and unregisters it: nothing closed stays in the table. On the loop.
 func (s *Server) open(w *wsConn, accept, proto string) {
 	w.dec.MaxMessage = s.opts.MaxMessageSize
 	w.state = stateOpen
+	w.loop.wheel.Schedule(w, w.loop.wheel.Now()+s.ticks(s.opts.PingInterval))
+	s.opts.Hub.Open(w.conn)
 	w.write(wsframe.AppendUpgradeResponse(w.loop.scratch(), accept, proto))
-	w.loop.wheel.schedule(w, w.loop.wheel.now+s.ticks(s.opts.PingInterval))
-	// The backend learns of the connection before the table can route a send to it.
-	s.opts.Backend.Opened(w.conn)
-	w.conn.Headers = nil // the backend has taken what it needs; idle connections keep no request
-	s.opts.Table.Add(w.conn)
-	s.log.Debug().Str("connection_id", w.conn.ID).Stringer("remote", w.conn.RemoteAddr).Msg("connected")
 }
 
-// admit counts an upgrade against the connection limits; it returns the reason for a refusal.
-func (s *Server) admit(ip string) string {
-	if n := s.upgraded.Add(1); s.opts.MaxConnections > 0 && n > int64(s.opts.MaxConnections) {
-		s.upgraded.Add(-1)
-		return "max_connections"
+// admit takes a slot against the connection limits for w, or refuses the upgrade.
+func (s *Server) admit(w *wsConn) bool {
+	t, err := s.opts.Hub.Admit(w.gc.RemoteAddr())
+	switch {
+	case err == nil:
+		w.ticket = t
+		return true
+	case errors.Is(err, hub.ErrDraining):
+		s.refuse(w, &wsframe.HTTPError{Status: 503, Reason: err.Error()}, "draining")
+	case errors.Is(err, hub.ErrMaxPerIP):
+		s.refuse(w, &wsframe.HTTPError{Status: 503, Reason: "too many connections", Header: "Retry-After: 1\r\n"}, "max_connections_per_ip")
+	default:
+		s.refuse(w, &wsframe.HTTPError{Status: 503, Reason: "too many connections", Header: "Retry-After: 1\r\n"}, "max_connections")
 	}
-	if max := s.opts.MaxConnectionsPerIP; max > 0 {
-		s.perIPMu.Lock()
-		defer s.perIPMu.Unlock()
-		if s.perIP[ip] >= max {
-			s.upgraded.Add(-1)
-			return "max_connections_per_ip"
-		}
-		s.perIP[ip]++
-	}
-	return ""
-}
-
-func (s *Server) releaseIP(ip string) {
-	if s.opts.MaxConnectionsPerIP <= 0 {
-		return
-	}
-	s.perIPMu.Lock()
-	if s.perIP[ip]--; s.perIP[ip] <= 0 {
-		delete(s.perIP, ip)
-	}
-	s.perIPMu.Unlock()
+	return false
 }
 
 // refuse answers a request that will not be upgraded with its HTTP error, and counts it.
@@ -129,14 +105,9 @@ func (s *Server) refuse(w *wsConn, err error, reason string) {
 
 // respond writes a plain HTTP answer and closes the connection after it.
 func (s *Server) respond(w *wsConn, status int, header, body string) {
-	s.opts.Metrics.HTTPResponses.WithLabelValues(statusLabel(status)).Inc()
+	s.opts.Metrics.HTTPResponses.WithLabelValues(strconv.Itoa(status)).Inc()
 	w.write(wsframe.AppendResponse(w.loop.scratch(), status, header, body))
 	w.shut()
-}
-
-func statusLabel(status int) string {
-	const digits = "0123456789"
-	return string([]byte{digits[status/100%10], digits[status/10%10], digits[status%10]})
 }
 
 // cloneHeaders copies headers out of the read buffer: one allocation holds every name and

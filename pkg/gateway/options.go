@@ -8,7 +8,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/socketdock/socketdock/pkg/backend"
-	"github.com/socketdock/socketdock/pkg/conntable"
+	"github.com/socketdock/socketdock/pkg/hub"
 	"github.com/socketdock/socketdock/pkg/metrics"
 )
 
@@ -18,25 +18,23 @@ type Options struct {
 	Loops     int    // event loops; default: one per CPU
 	ReusePort bool   // SO_REUSEPORT, so several processes can share the port
 
-	MaxMessageSize      int           // default 4 MiB
-	MaxOutboundBytes    int           // per connection; default 4 MiB + 1 KiB, so one largest message fits
-	MaxHeaderBytes      int           // upgrade request head; default 8 KiB
-	MaxConnections      int           // 0: unlimited
-	MaxConnectionsPerIP int           // 0: unlimited
-	PingInterval        time.Duration // default 20s
-	PingTimeout         time.Duration // default 20s
-	HandshakeTimeout    time.Duration // default 10s
-	WriteTimeout        time.Duration // a client that reads nothing for this long is closed; default 30s
-	CloseTimeout        time.Duration // wait for the client's close echo; default 5s
+	MaxMessageSize   int           // default 4 MiB
+	MaxOutboundBytes int           // per connection; default 4 MiB + 1 KiB, so one largest message fits
+	MaxHeaderBytes   int           // upgrade request head; default 8 KiB
+	PingInterval     time.Duration // default 20s
+	PingTimeout      time.Duration // default 20s
+	HandshakeTimeout time.Duration // default 10s
+	WriteTimeout     time.Duration // a client that reads nothing for this long is closed; default 30s
+	CloseTimeout     time.Duration // wait for the client's close echo; default 5s
 
 	// Security (docs/SECURITY.md, security.go).
 	AllowedOrigins []string           // Origin allow-list ("*" for any); nil: any
 	Subprotocols   []string           // offered in the 101 in this order of preference; nil: none
 	Authorizer     backend.Authorizer // --connect-mode authorize: asked before the 101; nil: notify
 
-	KeepHeaders bool // keep the upgrade request's headers in Conn.Headers for the backend
+	KeepRequest bool // keep the upgrade request's headers and path in the Conn for the backend
 
-	Table   *conntable.Table
+	Hub     *hub.Hub // admission, open and close bookkeeping, drain
 	Backend backend.Backend
 	Metrics *metrics.Metrics
 	Logger  zerolog.Logger

@@ -9,6 +9,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/socketdock/socketdock/pkg/conntable"
+	"github.com/socketdock/socketdock/pkg/hub"
 	"github.com/socketdock/socketdock/pkg/wsframe"
 )
 
@@ -74,35 +75,58 @@ func (s *Server) startAuthorize(w *wsConn, accept, proto string) {
 	w.authz = &authorizing{conn: w.conn, accept: accept, proto: proto}
 	w.conn = nil // not open: OnClose must not report it, Close and Send must not reach it
 	w.state = stateAuthorizing
-	c := w.authz.conn
-	deadline := time.Now().Add(time.Duration(w.deadline-w.loop.wheel.now) * s.tick)
+	a := w.authz
+	deadline := time.Now().Add(time.Duration(w.deadline-w.loop.wheel.Now()) * s.tick)
 	go func() {
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
-		status, err := s.opts.Authorizer.Authorize(ctx, c)
+		status, err := s.opts.Authorizer.Authorize(ctx, a.conn)
 		cancel()
-		_ = w.loop.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
-			s.authorized(w, status, err)
-			return nil
-		}))
+		s.deliverVerdict(w, a, status, err)
 	}()
 }
 
-// authorized applies the backend's verdict. On the loop.
-func (s *Server) authorized(w *wsConn, status int, err error) {
-	if w.state != stateAuthorizing {
-		return // timed out or gone meanwhile
+// deliverVerdict hands the backend's verdict to w's loop. When that loop no longer runs
+// (shutdown), the verdict's backend bookkeeping happens here instead.
+func (s *Server) deliverVerdict(w *wsConn, a *authorizing, status int, err error) {
+	execErr := w.loop.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+		s.authorized(w, a, status, err)
+		return nil
+	}))
+	if execErr != nil && backendMayHold(status, err) {
+		s.opts.Hub.Abandoned(a.conn, &hub.Ticket{}, conntable.CloseGoingAway, "server shut down before the upgrade completed")
+	}
+}
+
+// backendMayHold reports whether the backend may have accepted the connect and so holds
+// state for it: it said yes, or its answer was cut off by the deadline.
+func backendMayHold(status int, err error) bool {
+	if err != nil {
+		return errors.Is(err, context.DeadlineExceeded)
+	}
+	return status >= 200 && status < 300
+}
+
+// authorized applies the backend's verdict. A verdict that finds the client gone, or that
+// cannot open it, still owes the backend a disconnect when the backend may hold state for
+// the connection: every connect it saw gets exactly one disconnect. On the loop.
+func (s *Server) authorized(w *wsConn, a *authorizing, status int, err error) {
+	if w.state != stateAuthorizing || w.authz != a {
+		if backendMayHold(status, err) {
+			s.opts.Hub.Abandoned(a.conn, &hub.Ticket{}, conntable.CloseAbnormal, "client left before the upgrade completed")
+		}
+		return
 	}
 	switch {
-	case s.draining.Load():
-		s.refuse(w, &wsframe.HTTPError{Status: 503, Reason: "server is shutting down"}, "draining")
 	case errors.Is(err, context.DeadlineExceeded): // the handshake deadline, reached first off the loop
 		s.opts.Metrics.UpgradesRejected.WithLabelValues("handshake_timeout").Inc()
+		s.opts.Hub.Abandoned(a.conn, &w.ticket, conntable.CloseAbnormal, "handshake timeout")
 		s.respond(w, 408, "", "handshake timeout\n")
 	case err != nil:
 		s.log.Warn().Str("connection_id", w.authz.conn.ID).Err(err).Msg("connect authorization failed")
 		s.refuse(w, &wsframe.HTTPError{Status: 503, Reason: "backend unavailable", Header: "Retry-After: 1\r\n"}, "authorize_error")
 	case status >= 200 && status < 300:
-		a := w.authz
+		// Even while draining: the backend said yes, so the connection opens and the hub
+		// closes it with 1001 at once, and the backend gets its disconnect the usual way.
 		w.authz = nil
 		w.conn = a.conn
 		s.open(w, a.accept, a.proto)
@@ -120,14 +144,4 @@ func (s *Server) holdWhileAuthorizing(w *wsConn, buffered int) {
 	if buffered > maxHeldWhileAuthorizing {
 		s.refuse(w, &wsframe.HTTPError{Status: 400, Reason: "too much data before the upgrade completed"}, "early_data")
 	}
-}
-
-// releaseAuthorizing gives back the connection-limit slots a never-opened connection held.
-func (s *Server) releaseAuthorizing(w *wsConn) {
-	if w.authz == nil {
-		return
-	}
-	w.authz = nil
-	s.upgraded.Add(-1)
-	s.releaseIP(w.remote)
 }

@@ -7,9 +7,9 @@ import (
 	"net"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
 	gnerrors "github.com/panjf2000/gnet/v2/pkg/errors"
 	"github.com/rs/zerolog"
@@ -17,6 +17,7 @@ import (
 	"github.com/socketdock/socketdock/pkg/backend"
 	"github.com/socketdock/socketdock/pkg/conntable"
 	"github.com/socketdock/socketdock/pkg/metrics"
+	"github.com/socketdock/socketdock/pkg/timerwheel"
 	"github.com/socketdock/socketdock/pkg/wsframe"
 )
 
@@ -32,22 +33,17 @@ type Server struct {
 	loopsMu sync.Mutex
 	loops   map[gnet.EventLoop]*loop
 
-	upgraded atomic.Int64 // open WebSocket connections, for MaxConnections
-	perIPMu  sync.Mutex
-	perIP    map[string]int
-
-	draining atomic.Bool
-	eng      gnet.Engine
-	booted   chan struct{}
-	stopped  chan struct{}
-	runErr   error
+	eng     gnet.Engine
+	booted  chan struct{}
+	stopped chan struct{}
+	runErr  error
 }
 
 // loop is the state one event loop owns: its timer wheel and output scratch space.
 type loop struct {
 	srv      *Server
 	el       gnet.EventLoop
-	wheel    wheel
+	wheel    timerwheel.Wheel[*wsConn]
 	out      []byte  // OnTraffic's output batch
 	batching *wsConn // whose output is being batched, if any
 	tmp      []byte
@@ -64,7 +60,6 @@ func New(opts Options) *Server {
 		opts:    opts,
 		log:     opts.Logger,
 		loops:   make(map[gnet.EventLoop]*loop),
-		perIP:   make(map[string]int),
 		booted:  make(chan struct{}),
 		stopped: make(chan struct{}),
 	}
@@ -96,15 +91,6 @@ func (s *Server) Start() error {
 	case <-s.stopped:
 		return fmt.Errorf("public listener %s: %w", s.opts.Addr, s.runErr)
 	}
-}
-
-// Drain refuses new upgrades (503) and closes every open connection with 1001.
-func (s *Server) Drain() {
-	s.draining.Store(true)
-	s.opts.Table.Range(func(c *conntable.Conn) bool {
-		c.Transport.Close(wsframe.CloseGoingAway, "server shutting down")
-		return true
-	})
 }
 
 // Stop closes the listener and every remaining connection, and waits for the engine to end.
@@ -140,7 +126,7 @@ func (s *Server) OnTick() (time.Duration, gnet.Action) {
 	for _, l := range s.loops {
 		l := l
 		_ = l.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
-			l.wheel.advance(now, (*wsConn).timer)
+			l.wheel.Advance(now, (*wsConn).timer)
 			return nil
 		}))
 	}
@@ -158,7 +144,7 @@ func (s *Server) loopOf(c gnet.Conn) *loop {
 	l, ok := s.loops[el]
 	if !ok {
 		l = &loop{srv: s, el: el, tmp: make([]byte, 0, 256), traffic: s.opts.Metrics.NewTraffic()}
-		l.wheel.now = int64(time.Since(s.start) / s.tick)
+		l.wheel.Start(int64(time.Since(s.start) / s.tick))
 		s.loops[el] = l
 	}
 	return l
@@ -168,9 +154,9 @@ func (s *Server) loopOf(c gnet.Conn) *loop {
 func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	l := s.loopOf(c)
 	w := &wsConn{gc: c, loop: l}
-	w.lastRead = l.wheel.now
-	w.deadline = l.wheel.now + s.ticks(s.opts.HandshakeTimeout)
-	l.wheel.schedule(w, w.deadline)
+	w.lastRead = l.wheel.Now()
+	w.deadline = l.wheel.Now() + s.ticks(s.opts.HandshakeTimeout)
+	l.wheel.Schedule(w, w.deadline)
 	c.SetContext(w)
 	return nil, gnet.None
 }
@@ -183,23 +169,20 @@ func (s *Server) OnClose(c gnet.Conn, err error) gnet.Action {
 	}
 	w.state = stateClosed
 	w.closing.Store(true)
+	w.loop.wheel.Cancel(w)
 	if w.conn == nil {
-		s.releaseAuthorizing(w)
+		w.authz = nil // a verdict still on its way finds the connection gone (security.go)
+		s.opts.Hub.Release(&w.ticket)
 		return gnet.None
 	}
 	code, reason := w.closeCode, w.closeReason
 	if code == 0 {
-		code, reason = wsframe.CloseAbnormal, "connection lost"
+		code, reason = conntable.CloseAbnormal, "connection lost"
 		if err != nil && !errors.Is(err, net.ErrClosed) {
 			reason = "connection lost: " + err.Error()
 		}
 	}
-	s.opts.Table.Remove(w.conn.ID)
-	s.upgraded.Add(-1)
-	s.releaseIP(w.remote)
-	s.opts.Metrics.Closed(code)
-	s.opts.Backend.Closed(w.conn, code, reason)
-	s.log.Debug().Str("connection_id", w.conn.ID).Int("code", code).Str("reason", reason).Msg("disconnected")
+	s.opts.Hub.Closed(w.conn, &w.ticket, code, reason)
 	return gnet.None
 }
 
@@ -226,7 +209,7 @@ func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
 
 func (s *Server) read(w *wsConn) gnet.Action {
 	c := w.gc
-	w.lastRead = w.loop.wheel.now
+	w.lastRead = w.loop.wheel.Now()
 	buf, _ := c.Peek(-1)
 	if w.state == stateAuthorizing {
 		s.holdWhileAuthorizing(w, len(buf))
@@ -301,9 +284,9 @@ func (s *Server) message(w *wsConn, ev wsframe.Event) {
 		t.MessagesInBinary.Add(1)
 	}
 	t.BytesIn.Add(uint64(len(ev.Payload)))
-	reply, replied, err := s.opts.Backend.Message(w.conn, ev.Op, ev.Payload)
+	reply, replied, err := s.opts.Backend.Message(w.conn, conntable.MessageType(ev.Op), ev.Payload)
 	if errors.Is(err, backend.ErrInboundFull) {
-		w.startClose(wsframe.CloseTryAgainLater, "inbound queue full")
+		w.startClose(conntable.CloseTryAgainLater, "inbound queue full")
 		return
 	}
 	if !replied {
@@ -311,11 +294,12 @@ func (s *Server) message(w *wsConn, ev wsframe.Event) {
 	}
 	size := wsframe.FrameSize(len(reply.Payload))
 	if w.gc.OutboundBuffered()+len(w.loop.out)+size > s.opts.MaxOutboundBytes {
-		w.startClose(wsframe.CloseTryAgainLater, "outbound buffer full")
+		w.startClose(conntable.CloseTryAgainLater, "outbound buffer full")
 		return
 	}
-	w.loop.out = wsframe.AppendFrame(w.loop.out, reply.Op, reply.Payload)
-	w.countOut(reply.Op, len(reply.Payload))
+	op := ws.OpCode(reply.Type)
+	w.loop.out = wsframe.AppendFrame(w.loop.out, op, reply.Payload)
+	w.countOut(op, len(reply.Payload))
 }
 
 // peerClosed answers the client's close frame: the echo when the client started the closing
@@ -324,7 +308,7 @@ func (s *Server) peerClosed(w *wsConn, ev wsframe.Event) {
 	if w.state == stateOpen {
 		w.closeCode, w.closeReason = ev.Code, ev.Reason
 		echo := ev.Code
-		if echo == wsframe.CloseNoStatus {
+		if echo == conntable.CloseNoStatus {
 			echo = 0
 		}
 		w.write(wsframe.AppendClose(w.loop.scratch(), echo, ev.Reason))

@@ -16,6 +16,7 @@ import (
 	"github.com/socketdock/socketdock/pkg/conntable"
 	"github.com/socketdock/socketdock/pkg/control"
 	"github.com/socketdock/socketdock/pkg/gateway"
+	"github.com/socketdock/socketdock/pkg/hub"
 	"github.com/socketdock/socketdock/pkg/metrics"
 )
 
@@ -26,6 +27,7 @@ type Relay struct {
 	Table   *conntable.Table
 	Metrics *metrics.Metrics
 	backend backend.Backend
+	hub     *hub.Hub
 	control *control.Server
 	gateway *gateway.Server
 }
@@ -63,6 +65,14 @@ func New(opts config.Options, log zerolog.Logger) (*Relay, error) {
 			authz = h
 		}
 	}
+	r.hub = hub.New(hub.Options{
+		MaxConnections:      opts.MaxConnections,
+		MaxConnectionsPerIP: opts.MaxConnectionsPerIP,
+		Table:               r.Table,
+		Backend:             r.backend,
+		Metrics:             r.Metrics,
+		Logger:              log,
+	})
 	r.control = control.New(control.Options{
 		Addr:           r.ControlAddr(),
 		MaxMessageSize: opts.MaxMessageSize,
@@ -73,26 +83,24 @@ func New(opts config.Options, log zerolog.Logger) (*Relay, error) {
 		Logger:         log,
 	})
 	r.gateway = gateway.New(gateway.Options{
-		Addr:                r.PublicAddr(),
-		Loops:               opts.Loops,
-		ReusePort:           opts.ReusePort,
-		MaxMessageSize:      opts.MaxMessageSize,
-		MaxOutboundBytes:    opts.MaxOutboundBytes,
-		MaxHeaderBytes:      opts.MaxHeaderBytes,
-		MaxConnections:      opts.MaxConnections,
-		MaxConnectionsPerIP: opts.MaxConnectionsPerIP,
-		PingInterval:        opts.PingInterval,
-		PingTimeout:         opts.PingTimeout,
-		HandshakeTimeout:    opts.HandshakeTimeout,
-		WriteTimeout:        opts.WriteTimeout,
-		AllowedOrigins:      config.SplitList(opts.AllowedOrigins),
-		Subprotocols:        config.SplitList(opts.Subprotocols),
-		Authorizer:          authz,
-		KeepHeaders:         opts.Backend == "http" && opts.ConnectURI != "", // only the connect POST reads them
-		Table:               r.Table,
-		Backend:             r.backend,
-		Metrics:             r.Metrics,
-		Logger:              log,
+		Addr:             r.PublicAddr(),
+		Loops:            opts.Loops,
+		ReusePort:        opts.ReusePort,
+		MaxMessageSize:   opts.MaxMessageSize,
+		MaxOutboundBytes: opts.MaxOutboundBytes,
+		MaxHeaderBytes:   opts.MaxHeaderBytes,
+		PingInterval:     opts.PingInterval,
+		PingTimeout:      opts.PingTimeout,
+		HandshakeTimeout: opts.HandshakeTimeout,
+		WriteTimeout:     opts.WriteTimeout,
+		AllowedOrigins:   config.SplitList(opts.AllowedOrigins),
+		Subprotocols:     config.SplitList(opts.Subprotocols),
+		Authorizer:       authz,
+		KeepRequest:      opts.Backend == "http" && opts.ConnectURI != "", // only the connect POST reads them
+		Hub:              r.hub,
+		Backend:          r.backend,
+		Metrics:          r.Metrics,
+		Logger:           log,
 	})
 	return r, nil
 }
@@ -120,11 +128,12 @@ func (r *Relay) Start() error {
 	return nil
 }
 
-// Shutdown drains: /readyz turns 503, upgrades get 503, clients are closed with 1001, queued
-// backend POSTs (disconnects among them) get until ctx ends, then both listeners stop.
+// Shutdown drains: /readyz turns 503, new connections get 503, every transport's clients are
+// closed with 1001, queued backend POSTs (disconnects among them) get until ctx ends, then
+// both listeners stop.
 func (r *Relay) Shutdown(ctx context.Context) error {
 	r.control.SetDraining()
-	r.gateway.Drain()
+	r.hub.Drain()
 	for r.Table.Active() > 0 && ctx.Err() == nil {
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/socketdock/socketdock/pkg/conntable"
 )
 
 var testMask = [4]byte{0xa1, 0x0b, 0x5c, 0x3f}
@@ -89,7 +91,7 @@ func TestDecoderMessages(t *testing.T) {
 		{"rune split across fragments", concat(clientFrame(false, 1, []byte{0xe2, 0x9c}), clientFrame(true, 0, []byte{0x93})),
 			[]Event{{Kind: Message, Op: OpText, Payload: []byte("✓")}}},
 		{"close with reason", clientFrame(true, 8, []byte{0x03, 0xe8, 'b', 'y', 'e'}), []Event{{Kind: Close, Code: 1000, Reason: "bye"}}},
-		{"empty close", clientFrame(true, 8, nil), []Event{{Kind: Close, Code: CloseNoStatus}}},
+		{"empty close", clientFrame(true, 8, nil), []Event{{Kind: Close, Code: conntable.CloseNoStatus}}},
 		{"two messages back to back", concat(clientFrame(true, 1, []byte("a")), clientFrame(true, 2, []byte("b"))),
 			[]Event{{Kind: Message, Op: OpText, Payload: []byte("a")}, {Kind: Message, Op: OpBinary, Payload: []byte("b")}}},
 	}
@@ -127,25 +129,25 @@ func TestDecoderErrors(t *testing.T) {
 		stream []byte
 		code   int
 	}{
-		{"unmasked", unmasked, CloseProtocolError},
-		{"rsv3", rsv, CloseProtocolError},
-		{"reserved data opcode", clientFrame(true, 5, nil), CloseProtocolError},
-		{"reserved control opcode", clientFrame(true, 0xf, nil), CloseProtocolError},
-		{"long ping", clientFrame(true, 9, make([]byte, 126)), CloseProtocolError},
-		{"fragmented close", clientFrame(false, 8, nil), CloseProtocolError},
-		{"stray continuation", clientFrame(true, 0, []byte("x")), CloseProtocolError},
-		{"text inside fragmented", concat(clientFrame(false, 2, nil), clientFrame(true, 1, nil)), CloseProtocolError},
-		{"64-bit length with top bit", hugeLen, CloseProtocolError},
-		{"close of 1 byte", clientFrame(true, 8, []byte{1}), CloseProtocolError},
-		{"close code 1004", clientFrame(true, 8, []byte{0x03, 0xec}), CloseProtocolError},
-		{"close code 1015", clientFrame(true, 8, []byte{0x03, 0xf7}), CloseProtocolError},
-		{"close code 5000", clientFrame(true, 8, []byte{0x13, 0x88}), CloseProtocolError},
-		{"close reason bad UTF-8", clientFrame(true, 8, []byte{0x03, 0xe8, 0xc0}), CloseInvalidPayload},
-		{"text bad UTF-8", clientFrame(true, 1, []byte{0xff}), CloseInvalidPayload},
-		{"text surrogate", clientFrame(true, 1, []byte{0xed, 0xa0, 0x80}), CloseInvalidPayload},
-		{"text truncated rune at end", concat(clientFrame(false, 1, []byte{'a', 0xe2}), clientFrame(true, 0, nil)), CloseInvalidPayload},
-		{"too big", clientFrame(true, 2, make([]byte, 101)), CloseTooBig},
-		{"too big across fragments", concat(clientFrame(false, 2, make([]byte, 60)), clientFrame(true, 0, make([]byte, 60))), CloseTooBig},
+		{"unmasked", unmasked, conntable.CloseProtocolError},
+		{"rsv3", rsv, conntable.CloseProtocolError},
+		{"reserved data opcode", clientFrame(true, 5, nil), conntable.CloseProtocolError},
+		{"reserved control opcode", clientFrame(true, 0xf, nil), conntable.CloseProtocolError},
+		{"long ping", clientFrame(true, 9, make([]byte, 126)), conntable.CloseProtocolError},
+		{"fragmented close", clientFrame(false, 8, nil), conntable.CloseProtocolError},
+		{"stray continuation", clientFrame(true, 0, []byte("x")), conntable.CloseProtocolError},
+		{"text inside fragmented", concat(clientFrame(false, 2, nil), clientFrame(true, 1, nil)), conntable.CloseProtocolError},
+		{"64-bit length with top bit", hugeLen, conntable.CloseProtocolError},
+		{"close of 1 byte", clientFrame(true, 8, []byte{1}), conntable.CloseProtocolError},
+		{"close code 1004", clientFrame(true, 8, []byte{0x03, 0xec}), conntable.CloseProtocolError},
+		{"close code 1015", clientFrame(true, 8, []byte{0x03, 0xf7}), conntable.CloseProtocolError},
+		{"close code 5000", clientFrame(true, 8, []byte{0x13, 0x88}), conntable.CloseProtocolError},
+		{"close reason bad UTF-8", clientFrame(true, 8, []byte{0x03, 0xe8, 0xc0}), conntable.CloseInvalidPayload},
+		{"text bad UTF-8", clientFrame(true, 1, []byte{0xff}), conntable.CloseInvalidPayload},
+		{"text surrogate", clientFrame(true, 1, []byte{0xed, 0xa0, 0x80}), conntable.CloseInvalidPayload},
+		{"text truncated rune at end", concat(clientFrame(false, 1, []byte{'a', 0xe2}), clientFrame(true, 0, nil)), conntable.CloseInvalidPayload},
+		{"too big", clientFrame(true, 2, make([]byte, 101)), conntable.CloseTooBig},
+		{"too big across fragments", concat(clientFrame(false, 2, make([]byte, 60)), clientFrame(true, 0, make([]byte, 60))), conntable.CloseTooBig},
 	}
 	for _, tc := range cases {
 		for _, step := range []int{0, 1} {
@@ -165,7 +167,7 @@ func TestDecoderRejectsTooBigBeforeBuffering(t *testing.T) {
 	header := []byte{0x82, 0x80 | 127, 0, 0, 0, 1, 0, 0, 0, 0, 1, 2, 3, 4} // 4 GiB announced
 	_, _, err := d.Next(header)
 	var ce *CloseError
-	if !errors.As(err, &ce) || ce.Code != CloseTooBig || d.Buffered() != 0 {
+	if !errors.As(err, &ce) || ce.Code != conntable.CloseTooBig || d.Buffered() != 0 {
 		t.Fatalf("err %v, buffered %d", err, d.Buffered())
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
+
+	"github.com/socketdock/socketdock/pkg/conntable"
 )
 
 // Opcodes, re-exported so callers need not import gobwas/ws for them.
@@ -21,23 +23,6 @@ const (
 	OpPong         = ws.OpPong
 )
 
-// Close codes this server sends or understands (RFC 6455 §7.4.1).
-const (
-	CloseNormal          = 1000
-	CloseGoingAway       = 1001
-	CloseProtocolError   = 1002
-	CloseNoStatus        = 1005 // never sent; reported when a close frame had no code
-	CloseAbnormal        = 1006 // never sent; reported when the TCP connection just ended
-	CloseInvalidPayload  = 1007
-	ClosePolicyViolation = 1008
-	CloseTooBig          = 1009
-	CloseInternalError   = 1011
-	CloseTryAgainLater   = 1013
-)
-
-// MaxHeaderSize is the largest frame header: 2 bytes, 8 of extended length, 4 of mask.
-const MaxHeaderSize = 14
-
 // CloseError is a reason to fail the connection with a close code.
 type CloseError struct {
 	Code   int
@@ -47,19 +32,19 @@ type CloseError struct {
 func (e *CloseError) Error() string { return e.Reason }
 
 var (
-	errReservedBits  = &CloseError{CloseProtocolError, "reserved bits set"}
-	errReservedOp    = &CloseError{CloseProtocolError, "reserved opcode"}
-	errUnmasked      = &CloseError{CloseProtocolError, "client frame not masked"}
-	errControlLong   = &CloseError{CloseProtocolError, "control frame over 125 bytes"}
-	errControlFrag   = &CloseError{CloseProtocolError, "fragmented control frame"}
-	errNoContinue    = &CloseError{CloseProtocolError, "continuation without a message"}
-	errContinue      = &CloseError{CloseProtocolError, "new message inside a fragmented one"}
-	errLength        = &CloseError{CloseProtocolError, "invalid payload length"}
-	errCloseLength   = &CloseError{CloseProtocolError, "close payload of 1 byte"}
-	errCloseCode     = &CloseError{CloseProtocolError, "invalid close code"}
-	errCloseUTF8     = &CloseError{CloseInvalidPayload, "invalid UTF-8 in close reason"}
-	errTextUTF8      = &CloseError{CloseInvalidPayload, "invalid UTF-8 in text message"}
-	errMessageTooBig = &CloseError{CloseTooBig, "message too big"}
+	errReservedBits  = &CloseError{conntable.CloseProtocolError, "reserved bits set"}
+	errReservedOp    = &CloseError{conntable.CloseProtocolError, "reserved opcode"}
+	errUnmasked      = &CloseError{conntable.CloseProtocolError, "client frame not masked"}
+	errControlLong   = &CloseError{conntable.CloseProtocolError, "control frame over 125 bytes"}
+	errControlFrag   = &CloseError{conntable.CloseProtocolError, "fragmented control frame"}
+	errNoContinue    = &CloseError{conntable.CloseProtocolError, "continuation without a message"}
+	errContinue      = &CloseError{conntable.CloseProtocolError, "new message inside a fragmented one"}
+	errLength        = &CloseError{conntable.CloseProtocolError, "invalid payload length"}
+	errCloseLength   = &CloseError{conntable.CloseProtocolError, "close payload of 1 byte"}
+	errCloseCode     = &CloseError{conntable.CloseProtocolError, "invalid close code"}
+	errCloseUTF8     = &CloseError{conntable.CloseInvalidPayload, "invalid UTF-8 in close reason"}
+	errTextUTF8      = &CloseError{conntable.CloseInvalidPayload, "invalid UTF-8 in text message"}
+	errMessageTooBig = &CloseError{conntable.CloseTooBig, "message too big"}
 )
 
 // ParseHeader reads a frame header from the start of b. It returns n == 0 when b holds
@@ -171,11 +156,11 @@ func AppendClose(dst []byte, code int, reason string) []byte {
 }
 
 // ParseClosePayload validates a received close payload and returns its code and reason.
-// An empty payload gives CloseNoStatus.
+// An empty payload gives conntable.CloseNoStatus.
 func ParseClosePayload(p []byte) (code int, reason string, err error) {
 	switch len(p) {
 	case 0:
-		return CloseNoStatus, "", nil
+		return conntable.CloseNoStatus, "", nil
 	case 1:
 		return 0, "", errCloseLength
 	}

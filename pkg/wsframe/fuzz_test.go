@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/socketdock/socketdock/pkg/conntable"
 )
 
 // Fuzz targets (make fuzz; seeds in testdata/fuzz/). Each checks properties, not just "no
@@ -58,7 +60,7 @@ func decodeAll(t *testing.T, stream []byte, chunk, max int) ([]decoded, error) {
 				if ev.Kind == Message && ev.Op == OpText && !utf8.Valid(ev.Payload) {
 					t.Fatalf("text message with invalid UTF-8 %q", ev.Payload)
 				}
-				if ev.Kind == Close && (!utf8.ValidString(ev.Reason) || (ev.Code != CloseNoStatus && !ValidCloseCode(ev.Code))) {
+				if ev.Kind == Close && (!utf8.ValidString(ev.Reason) || (ev.Code != conntable.CloseNoStatus && !ValidCloseCode(ev.Code))) {
 					t.Fatalf("close event code %d reason %q", ev.Code, ev.Reason)
 				}
 				out = append(out, decoded{ev.Kind, byte(ev.Op), string(ev.Payload), ev.Code, ev.Reason})

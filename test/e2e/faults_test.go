@@ -326,6 +326,11 @@ func startChatterHold(t testing.TB, url, name string, n int, every time.Duration
 			}
 			m := fmt.Sprintf("%s-%04d", name, i)
 			if err := ch.c.WriteMessage(websocket.TextMessage, []byte(m)); err != nil {
+				// The server closed us: let the reader record its close before done.
+				select {
+				case <-closed:
+				case <-time.After(10 * time.Second):
+				}
 				return
 			}
 			ch.sent = append(ch.sent, m)
