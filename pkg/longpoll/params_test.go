@@ -73,7 +73,7 @@ func TestParseSend(t *testing.T) {
 		{"base64 binary not utf-8", "GET", send + "?t=b&d=%2F%2F8%3D", "", "", nil, "\xff\xff", false, nil},
 		{"bad base64 char", "GET", send + "?t=b&d=aGV*bG8", "", "", nil, "", false, ErrBadBase64},
 		{"bad base64 length", "GET", send + "?t=b&d=aGVsb", "", "", nil, "", false, ErrBadBase64},
-				{"short padding", "GET", send + "?t=b&d=aG%3D", "", "", nil, "", false, ErrBadBase64},
+		{"short padding", "GET", send + "?t=b&d=aG%3D", "", "", nil, "", false, ErrBadBase64},
 		{"excess padding", "GET", send + "?t=b&d=aGk%3D%3D", "", "", nil, "", false, ErrBadBase64},
 		{"pad inside", "GET", send + "?t=b&d=aG%3D%3DaGk%3D", "", "", nil, "", false, ErrBadBase64},
 		{"missing d", "GET", send + "?t=t", "", "", nil, "", false, ErrMissingData},
@@ -226,7 +226,7 @@ func TestParseCallback(t *testing.T) {
 		{send + "?cb=&d=x", nil, "", ErrBadCallback},
 		{send + "?cb=%zz&d=x", nil, "", ErrBadCallback},
 		{send + "?cb=bad!", nil, "", ErrBadCallback}, // the cb error comes first: it decides the answer's form
-		{send + "?cb=f", nil, "f", ErrMissingData}, // later errors are answered in JSONP
+		{send + "?cb=f", nil, "f", ErrMissingData},   // later errors are answered in JSONP
 		{send + "?cb=f&d=x", &Config{NoJSONP: true}, "", ErrJSONPDisabled},
 		{send + "?d=x", &Config{NoJSONP: true}, "", nil},
 		{poll + "?cb=f&ttl=x", nil, "f", ErrBadTTL},
