@@ -61,6 +61,8 @@ type Options struct {
 	ForwardHeaders    string // upgrade headers copied into the connect POST; empty: all (compat)
 	Subprotocols      string // Sec-WebSocket-Protocol values, in the server's order of preference
 
+	PollOptions
+
 	LogLevel  string
 	LogFormat string
 
@@ -94,6 +96,7 @@ func Defaults() Options {
 		DrainTimeout:     10 * time.Second,
 		LogLevel:         "INFO",
 		LogFormat:        "json",
+		PollOptions:      pollDefaults(),
 	}
 }
 
@@ -136,6 +139,7 @@ func (o *Options) flagSet() *flag.FlagSet {
 	fs.StringVar(&o.ForwardHeaders, "forward-headers", o.ForwardHeaders, "comma-separated upgrade headers copied into the connect POST (default: all)")
 	fs.StringVar(&o.Subprotocols, "subprotocols", o.Subprotocols, "comma-separated WebSocket subprotocols, most preferred first")
 	fs.BoolVar(&o.Pprof, "pprof", o.Pprof, "serve Go's profiler at /debug/pprof/ on the control listener (behind the control token)")
+	o.PollOptions.addFlags(fs)
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "DEBUG, INFO, WARNING, ERROR or CRITICAL")
 	fs.StringVar(&o.LogFormat, "log-format", o.LogFormat, "json or console")
 	fs.BoolVar(&o.Version, "version", o.Version, "print the version and exit")
@@ -258,6 +262,9 @@ func (o *Options) finish() error {
 		}
 	}
 	if err := o.checkSecurity(); err != nil {
+		return err
+	}
+	if err := o.PollOptions.check(); err != nil {
 		return err
 	}
 	checks := []struct {

@@ -17,11 +17,13 @@ import (
 type connState uint8
 
 const (
-	stateHandshake   connState = iota // reading the upgrade request
-	stateAuthorizing                  // upgrade request valid, waiting for the backend's verdict (security.go)
-	stateOpen                         // upgraded
-	stateClosing                      // our close frame is out; waiting for the echo
-	stateClosed                       // gone, or about to be: nothing more is read or written
+	stateHandshake    connState = iota // reading the upgrade request
+	stateAuthorizing                   // upgrade request valid, waiting for the backend's verdict (security.go)
+	stateOpen                          // upgraded
+	stateClosing                       // our close frame is out; waiting for the echo
+	stateClosed                        // gone, or about to be: nothing more is read or written
+	statePollCreating                  // a /poll/create waits for the backend's verdict (poll.go)
+	statePollHeld                      // a /poll/j is held until a message, its ttl, or a newer poll
 )
 
 // wsConn is one client connection's gateway state. Fields without atomics belong to the
@@ -33,6 +35,7 @@ type wsConn struct {
 	conn   *conntable.Conn // nil until upgraded
 	authz  *authorizing    // while stateAuthorizing
 	state  connState
+	held   *heldPoll // the poll this connection holds (statePollHeld)
 	dec    wsframe.Decoder
 	ticket hub.Ticket // the slot held against the connection limits, from admission to the end
 
@@ -140,13 +143,7 @@ func (w *wsConn) Close(code int, reason string) {
 
 // countOut records a message written to the client. On the loop.
 func (w *wsConn) countOut(op ws.OpCode, n int) {
-	t := w.loop.traffic
-	if op == ws.OpText {
-		t.MessagesOutText.Add(1)
-	} else {
-		t.MessagesOutBinary.Add(1)
-	}
-	t.BytesOut.Add(uint64(n))
+	countOut(w.loop.traffic, conntable.MessageType(op), n, false)
 	w.conn.CountOut()
 }
 
@@ -217,7 +214,10 @@ func (w *wsConn) timer() {
 	switch w.state {
 	case stateClosed:
 		return
-	case stateHandshake, stateAuthorizing: // the backend's answer counts against the handshake deadline
+	case statePollHeld:
+		s.heldExpired(w)
+		return
+	case stateHandshake, stateAuthorizing, statePollCreating: // the backend's answer counts against the handshake deadline
 		if now >= w.deadline {
 			s.opts.Metrics.UpgradesRejected.WithLabelValues("handshake_timeout").Inc()
 			w.write(wsframe.AppendResponse(w.loop.scratch(), 408, "", "handshake timeout\n"))

@@ -7,6 +7,7 @@ import (
 	"unsafe"
 
 	"github.com/socketdock/socketdock/pkg/hub"
+	"github.com/socketdock/socketdock/pkg/longpoll"
 	"github.com/socketdock/socketdock/pkg/wsframe"
 )
 
@@ -33,6 +34,9 @@ func (s *Server) handshake(w *wsConn, buf []byte) int {
 		s.respond(w, 200, "", "ok\n")
 		return 0
 	default:
+		if s.opts.Poll && longpoll.IsPoll(req.Path) {
+			return s.pollRequest(w, &req, buf, n)
+		}
 		s.respond(w, 404, "", "not found\n")
 		return 0
 	}

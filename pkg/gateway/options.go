@@ -9,6 +9,7 @@ import (
 
 	"github.com/socketdock/socketdock/pkg/backend"
 	"github.com/socketdock/socketdock/pkg/hub"
+	"github.com/socketdock/socketdock/pkg/longpoll"
 	"github.com/socketdock/socketdock/pkg/metrics"
 )
 
@@ -33,6 +34,14 @@ type Options struct {
 	Authorizer     backend.Authorizer // --connect-mode authorize: asked before the 101; nil: notify
 
 	KeepRequest bool // keep the upgrade request's headers and path in the Conn for the backend
+
+	// The long-poll transport (CONTRACT §8, poll.go): off unless Poll is set.
+	Poll               bool
+	PollMaxTTL         time.Duration // longest hold of a poll; default 25s
+	PollSessionTimeout time.Duration // a session nobody polls for this long ends (1006); default 60s
+	PollMaxBatchBytes  int           // message bytes in one poll answer; default 1 MiB
+	PollNoJSONP        bool          // refuse cb (400)
+	PollFQDN           string        // the fqdn create answers; default the request's Host
 
 	Hub     *hub.Hub // admission, open and close bookkeeping, drain
 	Backend backend.Backend
@@ -64,6 +73,12 @@ func (o *Options) setDefaults() {
 	}
 	if o.CloseTimeout <= 0 {
 		o.CloseTimeout = 5 * time.Second
+	}
+	if o.PollMaxTTL <= 0 {
+		o.PollMaxTTL = longpoll.DefaultMaxTTL
+	}
+	if o.PollSessionTimeout <= 0 {
+		o.PollSessionTimeout = 60 * time.Second
 	}
 }
 

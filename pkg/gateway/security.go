@@ -139,7 +139,8 @@ func (s *Server) authorized(w *wsConn, a *authorizing, status int, err error) {
 	}
 }
 
-// holdWhileAuthorizing leaves early frames in gnet's buffer, up to a bound. On the loop.
+// holdWhileAuthorizing leaves early bytes in gnet's buffer, up to a bound, while the
+// connection waits for the backend's verdict or holds a poll. On the loop.
 func (s *Server) holdWhileAuthorizing(w *wsConn, buffered int) {
 	if buffered > maxHeldWhileAuthorizing {
 		s.refuse(w, &wsframe.HTTPError{Status: 400, Reason: "too much data before the upgrade completed"}, "early_data")

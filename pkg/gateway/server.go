@@ -16,6 +16,7 @@ import (
 
 	"github.com/socketdock/socketdock/pkg/backend"
 	"github.com/socketdock/socketdock/pkg/conntable"
+	"github.com/socketdock/socketdock/pkg/longpoll"
 	"github.com/socketdock/socketdock/pkg/metrics"
 	"github.com/socketdock/socketdock/pkg/timerwheel"
 	"github.com/socketdock/socketdock/pkg/wsframe"
@@ -33,6 +34,10 @@ type Server struct {
 	loopsMu sync.Mutex
 	loops   map[gnet.EventLoop]*loop
 
+	pollCfg   longpoll.Config
+	sessions  sessionTable
+	stopSweep chan struct{}
+
 	eng     gnet.Engine
 	booted  chan struct{}
 	stopped chan struct{}
@@ -49,6 +54,10 @@ type loop struct {
 	tmp      []byte
 	headers  []wsframe.Header // reused by every handshake on this loop
 	traffic  *metrics.Traffic // this loop's message counters
+
+	pollParams longpoll.Params    // reused by every poll request on this loop
+	pollOut    []byte             // poll answers are built here
+	pollBatch  []longpoll.Message // and their batches taken here
 }
 
 func (l *loop) scratch() []byte { return l.tmp[:0] }
@@ -64,6 +73,14 @@ func New(opts Options) *Server {
 		stopped: make(chan struct{}),
 	}
 	s.tick = tickFor(&s.opts)
+	s.pollCfg = longpoll.Config{
+		MaxMessageBytes:  s.opts.MaxMessageSize,
+		MaxOutboundBytes: s.opts.MaxOutboundBytes,
+		MaxBatchBytes:    s.opts.PollMaxBatchBytes,
+		MaxTTL:           s.opts.PollMaxTTL,
+		NoJSONP:          s.opts.PollNoJSONP,
+	}
+	s.sessions.gauge = s.opts.Metrics.PollSessions
 	return s
 }
 
@@ -87,6 +104,10 @@ func (s *Server) Start() error {
 	}()
 	select {
 	case <-s.booted:
+		if s.opts.Poll {
+			s.stopSweep = make(chan struct{})
+			go s.sweepSessions(s.stopSweep)
+		}
 		return nil
 	case <-s.stopped:
 		return fmt.Errorf("public listener %s: %w", s.opts.Addr, s.runErr)
@@ -99,6 +120,10 @@ func (s *Server) Stop(ctx context.Context) error {
 	case <-s.booted:
 	default:
 		return nil
+	}
+	if s.stopSweep != nil {
+		close(s.stopSweep)
+		s.stopSweep = nil
 	}
 	err := s.eng.Stop(ctx)
 	if errors.Is(err, gnerrors.ErrEngineInShutdown) {
@@ -170,6 +195,7 @@ func (s *Server) OnClose(c gnet.Conn, err error) gnet.Action {
 	w.state = stateClosed
 	w.closing.Store(true)
 	w.loop.wheel.Cancel(w)
+	s.pollConnClosed(w)
 	if w.conn == nil {
 		w.authz = nil // a verdict still on its way finds the connection gone (security.go)
 		s.opts.Hub.Release(&w.ticket)
@@ -211,25 +237,31 @@ func (s *Server) read(w *wsConn) gnet.Action {
 	c := w.gc
 	w.lastRead = w.loop.wheel.Now()
 	buf, _ := c.Peek(-1)
-	if w.state == stateAuthorizing {
+	switch w.state {
+	case stateAuthorizing, statePollCreating, statePollHeld:
 		s.holdWhileAuthorizing(w, len(buf))
 		return gnet.None
 	}
 	// Discard only once, at the end: Discard recycles Peek's copy of bytes that wrapped
 	// around gnet's ring buffer, and Discard(0) would drop everything.
 	consumed := 0
-	if w.state == stateHandshake {
-		n := s.handshake(w, buf)
-		if w.state != stateOpen {
-			switch w.state {
-			case stateClosed:
-				_, _ = c.Discard(len(buf))
-			case stateAuthorizing: // frames pipelined behind the request wait in gnet's buffer
-				_, _ = c.Discard(n)
-			}
-			return gnet.None
+	for w.state == stateHandshake && consumed < len(buf) { // keep-alive poll requests come one after another
+		n := s.handshake(w, buf[consumed:])
+		if n == 0 {
+			break
 		}
-		consumed = n
+		consumed += n
+	}
+	switch w.state {
+	case stateClosed:
+		_, _ = c.Discard(len(buf))
+		return gnet.None
+	case stateOpen, stateClosing:
+	default: // a request still arriving, or waiting on the backend or a held poll: what follows stays in gnet's buffer
+		if consumed > 0 {
+			_, _ = c.Discard(consumed)
+		}
+		return gnet.None
 	}
 	for consumed < len(buf) && (w.state == stateOpen || w.state == stateClosing) {
 		ev, n, err := w.dec.Next(buf[consumed:])
@@ -278,12 +310,7 @@ func (s *Server) message(w *wsConn, ev wsframe.Event) {
 		t.EmptyMessages.Add(1)
 		return
 	}
-	if ev.Op == wsframe.OpText {
-		t.MessagesInText.Add(1)
-	} else {
-		t.MessagesInBinary.Add(1)
-	}
-	t.BytesIn.Add(uint64(len(ev.Payload)))
+	countIn(t, conntable.MessageType(ev.Op), len(ev.Payload), false)
 	reply, replied, err := s.opts.Backend.Message(w.conn, conntable.MessageType(ev.Op), ev.Payload)
 	if errors.Is(err, backend.ErrInboundFull) {
 		w.startClose(conntable.CloseTryAgainLater, "inbound queue full")

@@ -5,6 +5,7 @@ package metrics
 
 import (
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -27,6 +28,9 @@ type Metrics struct {
 	BackendRetries prometheus.Counter
 
 	SendResults *prometheus.CounterVec // control API send outcome
+
+	PollSessions prometheus.Gauge // long-poll sessions the gateway knows (open, or closed with the close record unread)
+	PollsHeld    prometheus.Gauge // polls waiting for a message or their ttl
 
 	closes   *prometheus.CounterVec
 	closesMu sync.Mutex
@@ -56,6 +60,8 @@ func New(active func() float64, lifetime func() float64) *Metrics {
 		SendResults:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "socketdock_control_send_total", Help: "Control API send calls, by result."}, []string{"result"}),
 		closes:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: "socketdock_closes_total", Help: "Client connections ended, by close code (1006: no close handshake)."}, []string{"code"}),
 		closeBy:        make(map[int]prometheus.Counter),
+		PollSessions:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "socketdock_poll_sessions", Help: "Long-poll sessions held."}),
+		PollsHeld:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "socketdock_poll_held", Help: "Long polls waiting for a message or their ttl."}),
 	}
 	// Series that exist from the start, at zero, so dashboards and alerts see them.
 	for _, kind := range []string{"transport", "timeout", "status_4xx", "status_429", "status_5xx", "status_503"} {
@@ -75,15 +81,20 @@ func New(active func() float64, lifetime func() float64) *Metrics {
 		{"socketdock_bytes_in_total", "Message payload bytes received from clients.", "", func(t *Traffic) uint64 { return t.BytesIn.Load() }},
 		{"socketdock_bytes_out_total", "Message payload bytes sent to clients.", "", func(t *Traffic) uint64 { return t.BytesOut.Load() }},
 		{"socketdock_empty_messages_total", "Empty client messages (not forwarded to the backend).", "", func(t *Traffic) uint64 { return t.EmptyMessages.Load() }},
+		{"socketdock_poll_messages_total", "Complete messages on long-poll sessions (included in the totals above), by direction.", "direction=in", func(t *Traffic) uint64 { return t.PollMessagesIn.Load() }},
+		{"socketdock_poll_messages_total", "Complete messages on long-poll sessions (included in the totals above), by direction.", "direction=out", func(t *Traffic) uint64 { return t.PollMessagesOut.Load() }},
+		{"socketdock_poll_redeliveries_total", "Messages a poll answer carried again because the client did not confirm them.", "", func(t *Traffic) uint64 { return t.PollRedeliveries.Load() }},
 	} {
 		opts := prometheus.CounterOpts{Name: c.name, Help: c.help}
-		if c.typ != "" {
+		if name, value, ok := strings.Cut(c.typ, "="); ok {
+			opts.ConstLabels = prometheus.Labels{name: value}
+		} else if c.typ != "" {
 			opts.ConstLabels = prometheus.Labels{"type": c.typ}
 		}
 		f(prometheus.NewCounterFunc(opts, func() float64 { return float64(m.sumTraffic(c.value)) }))
 	}
 	for _, c := range []prometheus.Collector{m.UpgradesRejected, m.HTTPResponses,
-		m.BackendLatency, m.BackendErrors, m.BackendRetries, m.SendResults, m.closes} {
+		m.BackendLatency, m.BackendErrors, m.BackendRetries, m.SendResults, m.closes, m.PollSessions, m.PollsHeld} {
 		f(c)
 	}
 	return m
@@ -97,6 +108,8 @@ type Traffic struct {
 	MessagesOutText, MessagesOutBinary atomic.Uint64
 	BytesIn, BytesOut                  atomic.Uint64
 	EmptyMessages                      atomic.Uint64
+	PollMessagesIn, PollMessagesOut    atomic.Uint64 // the poll transport's share of the messages
+	PollRedeliveries                   atomic.Uint64
 	_                                  [64]byte // keep the next loop's counters off these lines
 }
 
