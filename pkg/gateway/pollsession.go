@@ -141,12 +141,6 @@ func (t *sessionTable) remove(ps *pollSession) {
 	}
 }
 
-func (t *sessionTable) len() int {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	return len(t.m)
-}
-
 // expire ends the sessions that no poll has reached for timeout (CONTRACT §8: 1006, "poll
 // session expired") and forgets closed ones whose close record nobody came for.
 func (t *sessionTable) expire(now time.Time, timeout time.Duration) {
