@@ -110,12 +110,13 @@ export class SocketDockClient extends EventTarget {
   #pollAbort = null; // the AbortController of the poll in flight
   #pollKicked = false;
   #aborts = new Set(); // every AbortController of a request in flight
-  #sleeps = new Set(); // every pending backoff: {timer, resolve}
+  #sleeps = new Set(); // every pending backoff: {timer, wake()}
   #finished = false;
 
   constructor(url, options = {}) {
     super();
-    this.#opts = { ...DEFAULTS, ...options };
+    this.#opts = { ...DEFAULTS };
+    for (const [k, v] of Object.entries(options)) if (v !== undefined) this.#opts[k] = v; // undefined: the default
     this.#urls = relayUrls(url, this.#opts);
     const bad = this.#opts.transports.filter((t) => t !== 'ws' && t !== 'poll');
     if (bad.length || this.#opts.transports.length === 0) {
