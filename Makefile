@@ -7,7 +7,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 STATICCHECK := $(TOOLS)/bin/staticcheck
 NODE_DIR  := test/node
 
-.PHONY: all build run test lint unit e2e-node node-deps fuzz clean
+.PHONY: all build run test lint unit e2e-node js-client node-deps fuzz clean
 
 all: build
 
@@ -17,7 +17,7 @@ build:
 run: build
 	./$(BIN)/socketdock --log-format console
 
-test: lint unit e2e-node
+test: lint unit e2e-node js-client
 
 lint: $(STATICCHECK)
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*')); \
@@ -39,6 +39,12 @@ node-deps:
 e2e-node: build node-deps
 	bash test/wscat_demo.sh $(BIN)/socketdock
 	node $(NODE_DIR)/ws_client.mjs $(BIN)/socketdock
+
+# The browser client's own suite, against its CONTRACT §8 test double (test/e2e drives it
+# against the real relay in Chromium). Node 20 needs the flag for its WebSocket.
+js-client:
+	@command -v node >/dev/null || { apt-get update && apt-get install -y nodejs npm; }
+	cd clients/js && node --experimental-websocket --test test/
 
 fuzz:
 	@for t in FuzzDecoder FuzzParseRequest FuzzUTF8; do \
