@@ -21,6 +21,7 @@ type Options struct {
 	MaxMessageSize      int           // default 4 MiB
 	MaxOutboundBytes    int           // per connection; default 4 MiB + 1 KiB, so one largest message fits
 	MaxHeaderBytes      int           // upgrade request head; default 8 KiB
+	MaxHeaders          int           // header lines in the upgrade request; default wsframe.DefaultMaxHeaders
 	MaxConnections      int           // 0: unlimited
 	MaxConnectionsPerIP int           // 0: unlimited
 	PingInterval        time.Duration // default 20s
