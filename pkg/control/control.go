@@ -157,7 +157,7 @@ type verdict struct {
 	id        string // routeInfo, routeSend, routeDisconnect
 	bodyLimit int    // largest body the route takes
 
-	status int    // refusals: 401, 404, 405
+	status int    // refusals: 400, 401, 404, 405
 	msg    string // refusals: the answer's body
 	allow  string // 405: the method the route takes
 }
@@ -170,6 +170,9 @@ func (s *Server) judge(h *fasthttp.RequestHeader, path string) verdict {
 			return verdict{status: fasthttp.StatusMethodNotAllowed, msg: "method not allowed", allow: allow}
 		}
 		return verdict{route: r, bodyLimit: smallBodyLimit}
+	}
+	if !strictLines(h.RawHeaders()) {
+		return verdict{status: fasthttp.StatusBadRequest, msg: "header lines must end in CRLF and not be folded"}
 	}
 	if path == "/readyz" {
 		return small(routeReadyz, "")
@@ -205,6 +208,22 @@ func (s *Server) judge(h *fasthttp.RequestHeader, path string) verdict {
 		return small(routePprof, "")
 	}
 	return verdict{status: fasthttp.StatusNotFound, msg: "not found"}
+}
+
+// strictLines reports whether the header block as received has no bare LF and no obs-fold,
+// which fasthttp accepts (RFC 9112 §2.2, §5.2): a proxy in front that splits lines
+// differently would see other headers than we do. fasthttp itself refuses NUL, bare CR
+// and other control bytes.
+func strictLines(raw []byte) bool {
+	for i, c := range raw {
+		switch {
+		case c == '\n' && (i == 0 || raw[i-1] != '\r'):
+			return false
+		case (c == ' ' || c == '\t') && (i == 0 || raw[i-1] == '\n'):
+			return false
+		}
+	}
+	return true
 }
 
 // headerReceived runs once a request head is read, before any of its body. A refused

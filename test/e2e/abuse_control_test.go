@@ -321,6 +321,32 @@ func TestAbuseHeaderBadBytes(t *testing.T) {
 	readMessage(t, c)
 }
 
+// The control listener (fasthttp) refuses NUL, bare CR and controls itself; bare LF and
+// obs-fold, which it would accept, are refused from the head too.
+func TestAbuseControlHeaderBadBytes(t *testing.T) {
+	r := startRelay(t, "--control-token", abuseToken)
+	addr := strings.TrimPrefix(r.Control, "http://")
+	base := "GET /status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + abuseToken + "\r\n"
+	cases := []struct {
+		name, req string
+		want      int
+	}{
+		{"clean", base + "\r\n", 200},
+		{"NUL in a value", base + "X-A: a\x00b\r\n\r\n", 400},
+		{"bare CR in a value", base + "X-A: a\rb\r\n\r\n", 400},
+		{"bare LF in a value", base + "X-A: a\nX-Smuggled: b\r\n\r\n", 400},
+		{"obs-fold", base + "X-A: a\r\n b\r\n\r\n", 400},
+		{"control character in a value", base + "X-A: a\x01b\r\n\r\n", 400},
+		{"space before the colon", base + "X-A : a\r\n\r\n", 400},
+		{"HTAB in a value", base + "X-A: a\tb\r\n\r\n", 200},
+	}
+	for _, tc := range cases {
+		if got, took := headStatus(t, addr, tc.req, 2*time.Second); got != tc.want {
+			t.Errorf("%s: status %d within 2s (after %v), want %d", tc.name, got, took.Round(time.Millisecond), tc.want)
+		}
+	}
+}
+
 // Close codes chosen by clients cannot mint metric series: 100 distinct 4xxx and 100
 // distinct 3xxx codes make two series, not 200.
 func TestAbuseCloseCodeSeriesBounded(t *testing.T) {
