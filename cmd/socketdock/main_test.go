@@ -68,6 +68,14 @@ func TestStartupErrorsAreOneLine(t *testing.T) {
 		{nil, []string{"--bindport"}, "--bindport"},
 		{[]string{"SOCKETDOCK_BINDPORT=abc"}, nil, "SOCKETDOCK_BINDPORT"},
 		{nil, []string{"--endpoint", "http://127.0.0.1:8765/"}, "127.0.0.1:8766"},
+		// A control listener beyond loopback needs a token or --control-insecure (issue 8).
+		// Documentation addresses (not on this host): were the check gone, the relay would
+		// fail to bind and exit 1, not listen beyond loopback. pkg/config tests 0.0.0.0 and ::.
+		{nil, []string{"--bindip", "192.0.2.1"}, "--control-insecure"},
+		{nil, []string{"--control-bindip", "198.51.100.1"}, "--control-token-file"},
+		{[]string{"SOCKETDOCK_BINDIP=203.0.113.1"}, nil, "--control-insecure"},
+		{nil, []string{"--max-headers", "5"}, "--max-headers"},
+		{nil, []string{"--control-max-conns", "0"}, "--control-max-conns"},
 	}
 	for _, tc := range cases {
 		_, stderr, code := runCLI(t, tc.env, tc.args...)
@@ -85,7 +93,8 @@ func TestHelpAndVersion(t *testing.T) {
 		t.Fatalf("--help exit %d", code)
 	}
 	for _, name := range []string{"bindip", "bindport", "endpoint", "backend", "message-uri", "connect-uri", "disconnect-uri", "log-level",
-		"control-bindip", "control-bindport", "reply-in-response", "backend-timeout", "backend-retries", "max-message-size", "ping-interval", "ping-timeout"} {
+		"control-bindip", "control-bindport", "reply-in-response", "backend-timeout", "backend-retries", "max-message-size", "ping-interval", "ping-timeout",
+		"control-insecure", "control-max-conns", "max-headers"} {
 		if !strings.Contains(out, "--"+name+"\n") || !strings.Contains(out, "env: "+config.EnvName(name)) {
 			t.Errorf("--help lacks --%s or its variable", name)
 		}

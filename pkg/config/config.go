@@ -39,6 +39,7 @@ type Options struct {
 	MaxMessageSize      int
 	MaxOutboundBytes    int
 	MaxHeaderBytes      int
+	MaxHeaders          int
 	MaxConnections      int
 	MaxConnectionsPerIP int
 	PingInterval        time.Duration
@@ -52,6 +53,8 @@ type Options struct {
 	ControlToken     string
 	Pprof            bool
 	ControlTokenFile string
+	ControlInsecure  bool // serve the control API beyond loopback without a token
+	ControlMaxConns  int
 
 	// Security (docs/SECURITY.md). Lists are comma-separated; see SplitList.
 	BackendSecret     string // HMAC-SHA256 key signing every backend POST
@@ -88,6 +91,8 @@ func Defaults() Options {
 		MaxInboundBytes:  8 << 20,
 		MaxMessageSize:   4 << 20,
 		MaxHeaderBytes:   8 << 10,
+		MaxHeaders:       100,
+		ControlMaxConns:  1024,
 		PingInterval:     20 * time.Second,
 		PingTimeout:      20 * time.Second,
 		HandshakeTimeout: 10 * time.Second,
@@ -121,6 +126,7 @@ func (o *Options) flagSet() *flag.FlagSet {
 	fs.IntVar(&o.MaxMessageSize, "max-message-size", o.MaxMessageSize, "largest message in bytes, either way (1009 for a client over it)")
 	fs.IntVar(&o.MaxOutboundBytes, "max-outbound-bytes", o.MaxOutboundBytes, "bytes buffered for a slow client before /send answers 503 (default: max-message-size+1024)")
 	fs.IntVar(&o.MaxHeaderBytes, "max-header-bytes", o.MaxHeaderBytes, "largest upgrade request head in bytes")
+	fs.IntVar(&o.MaxHeaders, "max-headers", o.MaxHeaders, "most header lines an upgrade request may have (431 beyond)")
 	fs.IntVar(&o.MaxConnections, "max-connections", o.MaxConnections, "open WebSocket connections before upgrades get 503 (0: unlimited)")
 	fs.IntVar(&o.MaxConnectionsPerIP, "max-connections-per-ip", o.MaxConnectionsPerIP, "open WebSocket connections per client IP (0: unlimited)")
 	fs.DurationVar(&o.PingInterval, "ping-interval", o.PingInterval, "silence after which the server pings a client")
@@ -132,6 +138,8 @@ func (o *Options) flagSet() *flag.FlagSet {
 	fs.BoolVar(&o.ReusePort, "reuseport", o.ReusePort, "set SO_REUSEPORT so several processes share the public port")
 	fs.StringVar(&o.ControlToken, "control-token", o.ControlToken, "bearer token the control API requires (except /readyz)")
 	fs.StringVar(&o.ControlTokenFile, "control-token-file", o.ControlTokenFile, "file holding the control token")
+	fs.BoolVar(&o.ControlInsecure, "control-insecure", o.ControlInsecure, "allow a control listener beyond loopback without a control token (refused otherwise)")
+	fs.IntVar(&o.ControlMaxConns, "control-max-conns", o.ControlMaxConns, "control connections served at once; more get 503")
 	fs.StringVar(&o.BackendSecret, "backend-secret", o.BackendSecret, "key that signs every backend POST (X-SocketDock-Signature: sha256=HMAC of timestamp.body)")
 	fs.StringVar(&o.BackendSecretFile, "backend-secret-file", o.BackendSecretFile, "file holding the backend secret")
 	fs.StringVar(&o.ConnectMode, "connect-mode", o.ConnectMode, "notify: connect POST after the upgrade; authorize: before the 101, a non-2xx answer refuses the upgrade")
@@ -286,6 +294,8 @@ func (o *Options) finish() error {
 		{o.MaxMessageSize < 1 || o.MaxMessageSize > 1<<30, "--max-message-size must be 1 to 1073741824 bytes"},
 		{o.MaxOutboundBytes < 0, "--max-outbound-bytes must not be negative"},
 		{o.MaxHeaderBytes < 256 || o.MaxHeaderBytes > 1<<20, "--max-header-bytes must be 256 to 1048576"},
+		{o.MaxHeaders < 8 || o.MaxHeaders > 10000, "--max-headers must be 8 to 10000"},
+		{o.ControlMaxConns < 1, "--control-max-conns must be at least 1"},
 		{o.MaxConnections < 0, "--max-connections must not be negative"},
 		{o.MaxConnectionsPerIP < 0, "--max-connections-per-ip must not be negative"},
 		{o.PingInterval <= 0, "--ping-interval must be positive"},

@@ -25,7 +25,7 @@ func TestDefaultsDerived(t *testing.T) {
 		o.BackendTimeout != 30*time.Second || o.LogLevel != "INFO" || o.ConnectURI != "" || o.DisconnectURI != "" {
 		t.Fatalf("defaults: %+v", o)
 	}
-	o, _ = parseOpts(t, nil, "--bindip", "0.0.0.0", "--bindport", "9000")
+	o, _ = parseOpts(t, nil, "--bindip", "0.0.0.0", "--bindport", "9000", "--control-insecure")
 	if o.ControlBindIP != "0.0.0.0" || o.ControlBindPort != 9001 || o.Endpoint != "http://127.0.0.1:9001" {
 		t.Fatalf("derived from 0.0.0.0:9000: %s %d %s", o.ControlBindIP, o.ControlBindPort, o.Endpoint)
 	}

@@ -2,7 +2,9 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -19,6 +21,10 @@ func SplitList(s string) []string {
 
 // checkSecurity validates the options of docs/SECURITY.md; the first problem wins.
 func (o *Options) checkSecurity() error {
+	if ip := net.ParseIP(o.ControlBindIP); ip != nil && !ip.IsLoopback() && o.ControlToken == "" && !o.ControlInsecure {
+		return fmt.Errorf("control listener %s is reachable beyond loopback without a token: set --control-token-file (or --control-token), bind it with --control-bindip 127.0.0.1, or pass --control-insecure",
+			net.JoinHostPort(o.ControlBindIP, strconv.Itoa(o.ControlBindPort)))
+	}
 	switch o.ConnectMode {
 	case "notify":
 	case "authorize":

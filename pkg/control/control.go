@@ -31,6 +31,13 @@ type Options struct {
 	Token          string // when set, every route but /readyz needs "Authorization: Bearer <Token>"
 	Pprof          bool   // serve Go's profiler under /debug/pprof/ (behind the token, if any)
 
+	// Bounds on what one caller can hold (docs/SECURITY.md). A request is judged on its head
+	// alone (token, route, method, id shape, declared size); a refused one is answered at once,
+	// its body never read, and its connection closed.
+	MaxConns    int           // connections served at once; more get 503 and are closed; default 1024
+	HeadTimeout time.Duration // time a request head may take to arrive; default 5s
+	BodyTimeout time.Duration // time an accepted request's body may take after its head; default 10s
+
 	Table   *conntable.Table
 	Metrics *metrics.Metrics
 	Logger  zerolog.Logger
@@ -52,6 +59,15 @@ type Server struct {
 func New(opts Options) *Server {
 	if opts.MaxMessageSize <= 0 {
 		opts.MaxMessageSize = 4 << 20
+	}
+	if opts.MaxConns <= 0 {
+		opts.MaxConns = DefaultMaxConns
+	}
+	if opts.HeadTimeout <= 0 {
+		opts.HeadTimeout = 5 * time.Second
+	}
+	if opts.BodyTimeout <= 0 {
+		opts.BodyTimeout = 10 * time.Second
 	}
 	if opts.Started.IsZero() {
 		opts.Started = time.Now()
@@ -75,8 +91,10 @@ func New(opts Options) *Server {
 	}
 	s.srv = &fasthttp.Server{
 		Handler:                      s.handle,
+		HeaderReceived:               s.headerReceived,
 		Name:                         "socketdock",
-		ReadTimeout:                  30 * time.Second,
+		Concurrency:                  opts.MaxConns,
+		ReadTimeout:                  opts.HeadTimeout, // from the accept, or from a kept-alive request's first byte
 		WriteTimeout:                 30 * time.Second,
 		IdleTimeout:                  2 * time.Minute,
 		MaxRequestBodySize:           opts.MaxMessageSize,
@@ -111,71 +129,179 @@ func (s *Server) SetDraining() { s.draining.Store(true) }
 // Stop closes the listener and waits for in-flight requests.
 func (s *Server) Stop() error { return s.srv.Shutdown() }
 
-func (s *Server) handle(ctx *fasthttp.RequestCtx) {
-	path := string(ctx.Path())
-	if path == "/readyz" {
-		s.readyz(ctx)
-		return
+// DefaultMaxConns is the control listener's default connection bound: enough for a large
+// fleet of backends with kept-alive pools, small enough that the buffers of every slot
+// (about 20 KiB each, plus bodies only token holders can send) stay a few tens of MiB.
+const DefaultMaxConns = 1024
+
+// smallBodyLimit bounds the body of every route but /send: /disconnect's JSON fits in far less.
+const smallBodyLimit = 16 << 10
+
+type route int
+
+const (
+	routeReadyz route = iota
+	routeStatus
+	routeMetrics
+	routeInfo
+	routeSend
+	routeDisconnect
+	routePprof
+)
+
+// verdict is what the request head alone decides: a route, or a refusal (status != 0).
+type verdict struct {
+	route     route
+	id        string // routeInfo, routeSend, routeDisconnect
+	bodyLimit int    // largest body the route takes
+
+	status int    // refusals: 400, 401, 404, 405
+	msg    string // refusals: the answer's body
+	allow  string // 405: the method the route takes
+}
+
+// judge decides a request from its head: the same answer before the body is read
+// (headerReceived) and after (handle), as it reads nothing the body can change.
+func (s *Server) judge(h *fasthttp.RequestHeader, path string) verdict {
+	small := func(r route, allow string) verdict {
+		if allow != "" && string(h.Method()) != allow {
+			return verdict{status: fasthttp.StatusMethodNotAllowed, msg: "method not allowed", allow: allow}
+		}
+		return verdict{route: r, bodyLimit: smallBodyLimit}
 	}
-	if s.opts.Token != "" && !s.authorized(ctx) {
-		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="socketdock"`)
-		plain(ctx, fasthttp.StatusUnauthorized, "unauthorized")
-		return
+	if !strictLines(h.RawHeaders()) {
+		return verdict{status: fasthttp.StatusBadRequest, msg: "header lines must end in CRLF and not be folded"}
+	}
+	if path == "/readyz" {
+		return small(routeReadyz, "")
+	}
+	if s.opts.Token != "" && !s.authorized(h) {
+		return verdict{status: fasthttp.StatusUnauthorized, msg: "unauthorized"}
 	}
 	switch {
 	case path == "/status":
-		if !method(ctx, "GET") {
-			return
-		}
-		s.status(ctx)
+		return small(routeStatus, "GET")
 	case path == "/metrics":
-		if !method(ctx, "GET") {
-			return
-		}
-		s.metrics(ctx)
+		return small(routeMetrics, "GET")
 	case strings.HasPrefix(path, "/socket/"):
-		s.socket(ctx, path[len("/socket/"):])
+		id, verb, _ := strings.Cut(path[len("/socket/"):], "/")
+		var v verdict
+		switch verb {
+		case "":
+			v = small(routeInfo, "GET")
+		case "send":
+			v = small(routeSend, "POST")
+			v.bodyLimit = s.opts.MaxMessageSize
+		case "disconnect":
+			v = small(routeDisconnect, "POST")
+		default:
+			return verdict{status: fasthttp.StatusNotFound, msg: "not found"}
+		}
+		if v.status == 0 && !conntable.ValidID(id) {
+			return verdict{route: v.route, status: fasthttp.StatusNotFound, msg: "unknown connection"}
+		}
+		v.id = id
+		return v
 	case s.pprof != nil && strings.HasPrefix(path, "/debug/pprof/"):
+		return small(routePprof, "")
+	}
+	return verdict{status: fasthttp.StatusNotFound, msg: "not found"}
+}
+
+// strictLines reports whether the header block as received has no bare LF and no obs-fold,
+// which fasthttp accepts (RFC 9112 §2.2, §5.2): a proxy in front that splits lines
+// differently would see other headers than we do. fasthttp itself refuses NUL, bare CR
+// and other control bytes.
+func strictLines(raw []byte) bool {
+	for i, c := range raw {
+		switch {
+		case c == '\n' && (i == 0 || raw[i-1] != '\r'):
+			return false
+		case (c == ' ' || c == '\t') && (i == 0 || raw[i-1] == '\n'):
+			return false
+		}
+	}
+	return true
+}
+
+// headerReceived runs once a request head is read, before any of its body. A refused
+// request's body is dropped unread (the handler answers and closes the connection); an
+// accepted one may bring a body up to its route's limit, within BodyTimeout. fasthttp
+// answers a declared length over the limit with 413 without reading it.
+func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	uri := fasthttp.AcquireURI()
+	defer fasthttp.ReleaseURI(uri)
+	if err := uri.Parse(nil, h.RequestURI()); err != nil {
+		return fasthttp.RequestConfig{} // fasthttp answers 400 when it parses the URI itself
+	}
+	v := s.judge(h, string(uri.Path()))
+	if v.status != 0 {
+		h.SetContentLength(0) // also drops Transfer-Encoding: nothing more is read
+		h.Del(fasthttp.HeaderExpect)
+		return fasthttp.RequestConfig{}
+	}
+	return fasthttp.RequestConfig{ReadTimeout: s.opts.BodyTimeout, MaxRequestBodySize: v.bodyLimit}
+}
+
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	v := s.judge(&ctx.Request.Header, string(ctx.Path()))
+	if v.status != 0 {
+		s.refuse(ctx, v)
+		return
+	}
+	if s.opts.Token != "" && !s.authorized(&ctx.Request.Header) {
+		ctx.SetConnectionClose() // /readyz probes: no kept-alive slot without the token
+	}
+	switch v.route {
+	case routeReadyz:
+		s.readyz(ctx)
+	case routeStatus:
+		s.status(ctx)
+	case routeMetrics:
+		s.metrics(ctx)
+	case routePprof:
 		s.pprof(ctx)
 	default:
-		plain(ctx, fasthttp.StatusNotFound, "not found")
+		s.socket(ctx, v)
 	}
 }
 
-func (s *Server) authorized(ctx *fasthttp.RequestCtx) bool {
-	got, ok := bytes.CutPrefix(ctx.Request.Header.Peek("Authorization"), []byte("Bearer "))
+// refuse answers a request its head refused, and closes the connection: whatever body the
+// caller sent after the head is never read.
+func (s *Server) refuse(ctx *fasthttp.RequestCtx, v verdict) {
+	switch v.status {
+	case fasthttp.StatusUnauthorized:
+		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="socketdock"`)
+	case fasthttp.StatusMethodNotAllowed:
+		ctx.Response.Header.Set("Allow", v.allow)
+	case fasthttp.StatusNotFound:
+		if v.route == routeSend {
+			s.opts.Metrics.SendResults.WithLabelValues("unknown").Inc()
+		}
+	}
+	plain(ctx, v.status, v.msg)
+	ctx.SetConnectionClose()
+}
+
+func (s *Server) authorized(h *fasthttp.RequestHeader) bool {
+	got, ok := bytes.CutPrefix(h.Peek("Authorization"), []byte("Bearer "))
 	return ok && subtle.ConstantTimeCompare(got, []byte(s.opts.Token)) == 1
 }
 
-// socket routes /socket/<id>, /socket/<id>/send and /socket/<id>/disconnect.
-func (s *Server) socket(ctx *fasthttp.RequestCtx, rest string) {
-	id, verb, _ := strings.Cut(rest, "/")
-	if verb != "" && verb != "send" && verb != "disconnect" {
-		plain(ctx, fasthttp.StatusNotFound, "not found")
-		return
-	}
-	want := "POST"
-	if verb == "" {
-		want = "GET"
-	}
-	if !method(ctx, want) {
-		return
-	}
-	var c *conntable.Conn
-	if conntable.ValidID(id) {
-		c = s.opts.Table.Get(id)
-	}
+// socket serves /socket/<id>, /socket/<id>/send and /socket/<id>/disconnect.
+func (s *Server) socket(ctx *fasthttp.RequestCtx, v verdict) {
+	c := s.opts.Table.Get(v.id)
 	if c == nil {
-		if verb == "send" {
+		if v.route == routeSend {
 			s.opts.Metrics.SendResults.WithLabelValues("unknown").Inc()
 		}
 		plain(ctx, fasthttp.StatusNotFound, "unknown connection")
 		return
 	}
-	switch verb {
-	case "send":
+	switch v.route {
+	case routeSend:
 		s.send(ctx, c)
-	case "disconnect":
+	case routeDisconnect:
 		s.disconnect(ctx, c)
 	default:
 		s.info(ctx, c)
@@ -281,15 +407,6 @@ func (s *Server) readyz(ctx *fasthttp.RequestCtx) {
 	plain(ctx, fasthttp.StatusOK, "ready")
 }
 
-func method(ctx *fasthttp.RequestCtx, want string) bool {
-	if string(ctx.Method()) == want {
-		return true
-	}
-	ctx.Response.Header.Set("Allow", want)
-	plain(ctx, fasthttp.StatusMethodNotAllowed, "method not allowed")
-	return false
-}
-
 func plain(ctx *fasthttp.RequestCtx, status int, msg string) {
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("text/plain; charset=utf-8")
@@ -307,14 +424,17 @@ func writeJSON(ctx *fasthttp.RequestCtx, v any) {
 }
 
 // requestError answers requests fasthttp could not read: 413 for a body over the limit,
-// 431 for an oversized head, 400 otherwise.
+// 431 for an oversized head, 408 for a head or body that took too long, 400 otherwise.
 func requestError(ctx *fasthttp.RequestCtx, err error) {
 	var small *fasthttp.ErrSmallBuffer
+	var netErr net.Error
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		plain(ctx, fasthttp.StatusRequestEntityTooLarge, "message over the size limit")
 	case errors.As(err, &small):
 		plain(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "request header too large")
+	case errors.As(err, &netErr) && netErr.Timeout():
+		plain(ctx, fasthttp.StatusRequestTimeout, "request not received in time")
 	default:
 		plain(ctx, fasthttp.StatusBadRequest, "bad request")
 	}

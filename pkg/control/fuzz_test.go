@@ -24,7 +24,8 @@ const fuzzID = "0123456789abcdef0123456789abcdef"
 // FuzzRouting drives the control handler with arbitrary methods, paths, bodies, content
 // types and Authorization headers: it never panics, answers 2xx or 4xx (the transport
 // cannot fail here), never 2xx to a request without the token, and only routes it knows
-// answer 2xx.
+// answer 2xx. A request its head refuses (before the body is read) gets that refusal from
+// the handler, with the connection closed; one its head accepts is never 401 or 405.
 func FuzzRouting(f *testing.F) {
 	for _, s := range []struct{ method, path, ct, body, auth string }{
 		{"POST", "/socket/" + fuzzID + "/send", "text/plain", "hi", "Bearer tok"},
@@ -60,8 +61,15 @@ func FuzzRouting(f *testing.F) {
 		req.SetBody(body)
 		var ctx fasthttp.RequestCtx
 		ctx.Init(&req, remote, nil)
+		head := s.judge(&req.Header, string(req.URI().Path())) // what headerReceived decides, before any body
 		s.handle(&ctx)
 		status := ctx.Response.StatusCode()
+		if head.status != 0 && (status != head.status || !ctx.Response.ConnectionClose()) {
+			t.Fatalf("%q %q: refused from the head with %d, answered %d (close %v)", method, path, head.status, status, ctx.Response.ConnectionClose())
+		}
+		if head.status == 0 && (status == 401 || status == 405) {
+			t.Fatalf("%q %q: accepted from the head, answered %d", method, path, status)
+		}
 		if status < 200 || status >= 500 || (status >= 300 && status < 400) {
 			t.Fatalf("%q %q: status %d", method, path, status)
 		}

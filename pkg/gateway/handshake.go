@@ -15,7 +15,7 @@ import (
 // errors, or waits for more bytes. It returns the request's size once w is open.
 func (s *Server) handshake(w *wsConn, buf []byte) int {
 	// The request's strings alias buf: nothing from req may outlive this call uncopied.
-	req, n, err := wsframe.ParseRequestInPlace(buf, s.opts.MaxHeaderBytes, w.loop.headers)
+	req, n, err := wsframe.ParseRequestInPlace(buf, s.opts.MaxHeaderBytes, s.opts.MaxHeaders, w.loop.headers)
 	w.loop.headers = req.Headers[:0]
 	if err == nil && n == 0 {
 		return 0 // incomplete: the handshake timer bounds the wait

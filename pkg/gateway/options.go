@@ -22,6 +22,7 @@ type Options struct {
 	MaxMessageSize   int           // default 4 MiB
 	MaxOutboundBytes int           // per connection; default 4 MiB + 1 KiB, so one largest message fits
 	MaxHeaderBytes   int           // upgrade request head; default 8 KiB
+	MaxHeaders       int           // header lines in the upgrade request; default wsframe.DefaultMaxHeaders
 	PingInterval     time.Duration // default 20s
 	PingTimeout      time.Duration // default 20s
 	HandshakeTimeout time.Duration // default 10s

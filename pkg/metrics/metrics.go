@@ -34,7 +34,7 @@ type Metrics struct {
 
 	closes   *prometheus.CounterVec
 	closesMu sync.Mutex
-	closeBy  map[int]prometheus.Counter
+	closeBy  map[string]prometheus.Counter // by CloseLabel: at most 18 entries
 }
 
 // New creates the instruments and registers them, with the Go and process collectors, in a
@@ -58,8 +58,8 @@ func New(active func() float64, lifetime func() float64) *Metrics {
 		BackendErrors:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "socketdock_backend_errors_total", Help: "Failed backend POST attempts, by kind."}, []string{"kind"}),
 		BackendRetries: prometheus.NewCounter(prometheus.CounterOpts{Name: "socketdock_backend_retries_total", Help: "Backend POST attempts that were retries."}),
 		SendResults:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "socketdock_control_send_total", Help: "Control API send calls, by result."}, []string{"result"}),
-		closes:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: "socketdock_closes_total", Help: "Client connections ended, by close code (1006: no close handshake)."}, []string{"code"}),
-		closeBy:        make(map[int]prometheus.Counter),
+		closes:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: "socketdock_closes_total", Help: "Client connections ended, by close code (1006: no close handshake; 3xxx, 4xxx: application codes; other: anything else)."}, []string{"code"}),
+		closeBy:        make(map[string]prometheus.Counter),
 		PollSessions:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "socketdock_poll_sessions", Help: "Long-poll sessions held."}),
 		PollsHeld:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "socketdock_poll_held", Help: "Long polls waiting for a message or their ttl."}),
 	}
@@ -134,12 +134,36 @@ func (m *Metrics) sumTraffic(value func(*Traffic) uint64) uint64 {
 
 // Closed counts a connection that ended with code.
 func (m *Metrics) Closed(code int) {
+	label := CloseLabel(code)
 	m.closesMu.Lock()
-	c, ok := m.closeBy[code]
+	c, ok := m.closeBy[label]
 	if !ok {
-		c = m.closes.WithLabelValues(strconv.Itoa(code))
-		m.closeBy[code] = c
+		c = m.closes.WithLabelValues(label)
+		m.closeBy[label] = c
 	}
 	m.closesMu.Unlock()
 	c.Inc()
 }
+
+// CloseLabel is the code label of socketdock_closes_total. Clients choose their close code,
+// so each code must not become a series of its own: the codes RFC 6455 and the IANA registry
+// define keep their number; the application ranges fold into "3xxx" and "4xxx"; anything
+// else (reserved, undefined) is "other".
+func CloseLabel(code int) string {
+	switch {
+	case code >= 1000 && code <= 1015 && code != 1004: // 1004 is reserved
+		return definedCloseLabels[code-1000]
+	case code >= 3000 && code <= 3999:
+		return "3xxx"
+	case code >= 4000 && code <= 4999:
+		return "4xxx"
+	}
+	return "other"
+}
+
+var definedCloseLabels = func() (l [16]string) {
+	for i := range l {
+		l[i] = strconv.Itoa(1000 + i)
+	}
+	return l
+}()

@@ -11,15 +11,16 @@ import (
 	"github.com/socketdock/socketdock/pkg/config"
 )
 
-// The startup warning of docs/SECURITY.md: a control listener beyond loopback without a token.
+// The startup warning of docs/SECURITY.md: a control listener beyond loopback without a token
+// (which config.Parse refuses unless --control-insecure says so).
 // Checked without binding (the tests use loopback addresses only).
 func TestWarnsOfOpenControlListener(t *testing.T) {
 	cases := []struct {
 		args []string
 		warn bool
 	}{
-		{[]string{"--control-bindip", "0.0.0.0"}, true},
-		{[]string{"--bindip", "0.0.0.0", "--control-bindip", "::"}, true},
+		{[]string{"--control-bindip", "0.0.0.0", "--control-insecure"}, true},
+		{[]string{"--bindip", "0.0.0.0", "--control-bindip", "::", "--control-insecure"}, true},
 		{[]string{"--control-bindip", "0.0.0.0", "--control-token", "t"}, false},
 		{[]string{"--control-bindip", "127.0.0.1"}, false},
 		{[]string{"--control-bindip", "::1"}, false},

@@ -2,6 +2,7 @@ package wsframe
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"strings"
 	"testing"
@@ -101,14 +102,15 @@ func FuzzDecoder(f *testing.F) {
 }
 
 func FuzzParseRequest(f *testing.F) {
-	f.Add([]byte("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n\x81\x85"), uint16(8192))
-	f.Add([]byte("GET /healthz?x=1 HTTP/1.0\r\n\r\n"), uint16(0))
-	f.Add([]byte("GET /ws HTTP/1.1\r\nHost: x\r\nX: "+strings.Repeat("a", 300)+"\r\n\r\n"), uint16(256))
-	f.Add([]byte("GET / HTTP/1.1\r\n: novalue\r\n\r\n"), uint16(1024))
-	f.Add([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), uint16(1024))
-	f.Fuzz(func(t *testing.T, b []byte, max uint16) {
+	f.Add([]byte("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n\x81\x85"), uint16(8192), uint8(0))
+	f.Add([]byte("GET /healthz?x=1 HTTP/1.0\r\n\r\n"), uint16(0), uint8(0))
+	f.Add([]byte("GET /ws HTTP/1.1\r\nHost: x\r\nX: "+strings.Repeat("a", 300)+"\r\n\r\n"), uint16(256), uint8(0))
+	f.Add([]byte("GET / HTTP/1.1\r\n: novalue\r\n\r\n"), uint16(1024), uint8(0))
+	f.Add([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), uint16(1024), uint8(0))
+	f.Add([]byte("GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n"), uint16(1024), uint8(2))
+	f.Fuzz(func(t *testing.T, b []byte, max uint16, maxHeaders uint8) {
 		maxSize := int(max)
-		req, n, err := ParseRequest(b, maxSize)
+		req, n, err := ParseRequest(b, maxSize, int(maxHeaders))
 		if maxSize <= 0 {
 			maxSize = MaxRequestHeader
 		}
@@ -129,16 +131,29 @@ func FuzzParseRequest(f *testing.F) {
 		}
 		if err == nil && n > 0 {
 			// The same head alone parses the same: pipelined bytes after it do not matter.
-			again, n2, err2 := ParseRequest(b[:n], int(max))
+			again, n2, err2 := ParseRequest(b[:n], int(max), int(maxHeaders))
 			if n2 != n || err2 != nil || again.Target != req.Target || len(again.Headers) != len(req.Headers) {
 				t.Fatalf("head alone: n %d err %v", n2, err2)
 			}
-			if !strings.HasPrefix(req.Target, req.Path) || strings.Contains(req.Path, "?") || !validToken(req.Method) {
+			if !strings.HasPrefix(req.Target, req.Path) || strings.Contains(req.Path, "?") || !isToken([]byte(req.Method)) {
 				t.Fatalf("request line %q %q %q", req.Method, req.Target, req.Path)
 			}
+			// Every line ends in CRLF and holds one header: a proxy splitting on LF (or on
+			// CR) alone sees the same headers.
+			if lines := bytes.Count(b[:n], []byte("\n")); lines != len(req.Headers)+2 || bytes.Count(b[:n], []byte("\r")) != lines {
+				t.Fatalf("%d LFs, %d CRs for %d headers", lines, bytes.Count(b[:n], []byte("\r")), len(req.Headers))
+			}
+			if limit := cmp.Or(int(maxHeaders), DefaultMaxHeaders); len(req.Headers) > limit {
+				t.Fatalf("%d headers, limit %d", len(req.Headers), limit)
+			}
 			for _, h := range req.Headers {
-				if h.Name == "" || h.Name != strings.ToLower(h.Name) || !validToken(h.Name) {
+				if h.Name == "" || h.Name != strings.ToLower(h.Name) || !isToken([]byte(h.Name)) {
 					t.Fatalf("header name %q", h.Name)
+				}
+				for _, c := range []byte(h.Value) {
+					if (c < ' ' && c != '\t') || c == 0x7f {
+						t.Fatalf("header %q value %q holds control byte %#x", h.Name, h.Value, c)
+					}
 				}
 			}
 			if accept, err := CheckUpgrade(&req); err == nil {

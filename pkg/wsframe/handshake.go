@@ -13,6 +13,10 @@ import (
 // MaxRequestHeader is the default limit on the size of an HTTP request head.
 const MaxRequestHeader = 8192
 
+// DefaultMaxHeaders is the default limit on the header lines of a request head: far above
+// what browsers and proxies send (20-40), far below the ~1,500 an 8 KiB head can hold.
+const DefaultMaxHeaders = 100
+
 // HTTPError is a request the server answers with a plain HTTP status instead of an upgrade.
 type HTTPError struct {
 	Status int
@@ -25,7 +29,12 @@ func (e *HTTPError) Error() string { return strconv.Itoa(e.Status) + " " + e.Rea
 var (
 	errBadRequestLine = &HTTPError{Status: 400, Reason: "malformed request line"}
 	errBadHeader      = &HTTPError{Status: 400, Reason: "malformed header line"}
+	errBadHeaderValue = &HTTPError{Status: 400, Reason: "control character in a header value"}
+	errObsFold        = &HTTPError{Status: 400, Reason: "folded header line"}
+	errBadLineEnd     = &HTTPError{Status: 400, Reason: "lines must end in CRLF"}
+	errNUL            = &HTTPError{Status: 400, Reason: "NUL in the request head"}
 	errHeadTooLarge   = &HTTPError{Status: 431, Reason: "request header too large"}
+	errTooManyHeaders = &HTTPError{Status: 431, Reason: "too many header fields"}
 	errHTTPVersion    = &HTTPError{Status: 505, Reason: "HTTP/1.1 required"}
 )
 
@@ -54,83 +63,130 @@ func (r *Request) Get(name string) string {
 
 // ParseRequest parses the request head at the start of b. It returns n == 0 while the head is
 // incomplete, and n = the head's size (through the blank line) once it is whole; bytes after
-// it (pipelined frames) are not touched. maxSize bounds the head (0: MaxRequestHeader). The
-// request owns its strings.
-func ParseRequest(b []byte, maxSize int) (req Request, n int, err error) {
+// it (pipelined frames) are not touched. maxSize bounds the head (0: MaxRequestHeader),
+// maxHeaders its header lines (0: DefaultMaxHeaders). The request owns its strings.
+//
+// The head is held to RFC 9112 strictly, so that no proxy in front can read other headers
+// than the relay does (400 otherwise): every line ends in CRLF (no bare LF, RFC 9112 §2.2
+// allows either choice; no bare CR anywhere); no NUL or other control character but HTAB in
+// a value (RFC 9110 §5.5); no obs-fold (§5.2); names are tokens with no space before the
+// colon (§5.1). NUL, bare CR and bare LF are refused as soon as they arrive, before the head
+// is complete.
+func ParseRequest(b []byte, maxSize, maxHeaders int) (req Request, n int, err error) {
 	end, err := headEnd(b, maxSize)
 	if end <= 0 {
 		return req, 0, err
 	}
-	return ParseRequestInPlace(append([]byte(nil), b[:end]...), maxSize, nil)
+	return ParseRequestInPlace(append([]byte(nil), b[:end]...), maxSize, maxHeaders, nil)
 }
 
 // ParseRequestInPlace is ParseRequest without copying, for the event loop: it lower-cases
 // header names inside b, every string in req aliases b (valid only while b is), and
 // req.Headers reuses headers' storage. Copy whatever outlives b.
-func ParseRequestInPlace(b []byte, maxSize int, headers []Header) (req Request, n int, err error) {
+func ParseRequestInPlace(b []byte, maxSize, maxHeaders int, headers []Header) (req Request, n int, err error) {
 	end, err := headEnd(b, maxSize)
 	if end <= 0 {
 		return req, 0, err
 	}
-	raw := b[:end-4]
-	for i, inName, lineStart := 0, false, false; i < len(raw); i++ { // the request line keeps its case
-		switch c := raw[i]; {
-		case lineStart:
-			inName, lineStart = true, false
-			fallthrough
-		case inName:
-			if c == ':' || c == '\r' {
-				inName = false
-			} else if 'A' <= c && c <= 'Z' {
-				raw[i] = c + 'a' - 'A'
-			}
-		}
-		if raw[i] == '\n' {
-			lineStart = true
-		}
+	if maxHeaders <= 0 {
+		maxHeaders = DefaultMaxHeaders
 	}
-	head := unsafe.String(unsafe.SliceData(raw), len(raw))
-	line, rest, _ := strings.Cut(head, "\r\n")
-	method, line, ok1 := strings.Cut(line, " ")
-	target, proto, ok2 := strings.Cut(line, " ")
-	if !ok1 || !ok2 || method == "" || target == "" || !validToken(method) || strings.ContainsAny(target, " \x00") {
+	raw := b[:end-2] // every line with its CRLF; the blank line dropped
+	eol := bytes.Index(raw, crlf)
+	method, target, proto, ok := splitRequestLine(raw[:eol])
+	if !ok {
 		return req, 0, errBadRequestLine
 	}
-	switch proto {
-	case "HTTP/1.1":
-	case "HTTP/1.0":
-		// Answered (never upgraded) so old clients get a clear status.
-	default:
-		if !strings.HasPrefix(proto, "HTTP/") {
-			return req, 0, errBadRequestLine
-		}
-		return req, 0, errHTTPVersion
+	if proto != "HTTP/1.1" && proto != "HTTP/1.0" {
+		return req, 0, errHTTPVersion // HTTP/2.0, HTTP/0.9, ...
 	}
 	req.Method, req.Target = method, target
 	req.Path, _, _ = strings.Cut(target, "?")
 	req.Headers = headers[:0]
-	for rest != "" {
-		var line string
-		line, rest, _ = strings.Cut(rest, "\r\n")
-		name, value, ok := strings.Cut(line, ":")
-		if !ok || name == "" || !validToken(name) {
-			return req, 0, errBadHeader
+	for rest := raw[eol+2:]; len(rest) > 0; {
+		eol := bytes.Index(rest, crlf)
+		line := rest[:eol]
+		rest = rest[eol+2:]
+		if len(req.Headers) == maxHeaders {
+			return req, 0, errTooManyHeaders
 		}
-		req.Headers = append(req.Headers, Header{Name: name, Value: strings.Trim(value, " \t")})
+		h, err := parseHeaderLine(line)
+		if err != nil {
+			return req, 0, err
+		}
+		req.Headers = append(req.Headers, h)
 	}
 	if proto == "HTTP/1.0" {
-		return req, end, errHTTPVersion
+		return req, end, errHTTPVersion // answered (never upgraded) so old clients get a clear status
 	}
 	return req, end, nil
 }
 
-// headEnd finds the end of the request head (after its blank line): 0 while incomplete.
+var crlf = []byte("\r\n")
+
+// splitRequestLine splits "method SP target SP HTTP/d.d"; the strings alias line.
+func splitRequestLine(line []byte) (method, target, proto string, ok bool) {
+	sp1 := bytes.IndexByte(line, ' ')
+	if sp1 <= 0 {
+		return "", "", "", false
+	}
+	sp2 := bytes.IndexByte(line[sp1+1:], ' ') + sp1 + 1
+	if sp2 <= sp1+1 {
+		return "", "", "", false
+	}
+	m, t, p := line[:sp1], line[sp1+1:sp2], line[sp2+1:]
+	if !isToken(m) || len(p) != 8 || string(p[:5]) != "HTTP/" || !isDigit(p[5]) || p[6] != '.' || !isDigit(p[7]) {
+		return "", "", "", false
+	}
+	for _, c := range t {
+		if c <= ' ' || c == 0x7f { // controls (CR, LF and NUL among them), spaces, DEL
+			return "", "", "", false
+		}
+	}
+	return aliasString(m), aliasString(t), aliasString(p), true
+}
+
+// parseHeaderLine lower-cases the name in place and returns the header aliasing line.
+func parseHeaderLine(line []byte) (Header, error) {
+	if len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
+		return Header{}, errObsFold
+	}
+	colon := bytes.IndexByte(line, ':')
+	if colon <= 0 || !isToken(line[:colon]) {
+		return Header{}, errBadHeader
+	}
+	name := line[:colon]
+	for i, c := range name {
+		if 'A' <= c && c <= 'Z' {
+			name[i] = c + 'a' - 'A'
+		}
+	}
+	value := line[colon+1:]
+	for _, c := range value {
+		if (c < ' ' && c != '\t') || c == 0x7f { // CR, LF, NUL and every other control but HTAB
+			return Header{}, errBadHeaderValue
+		}
+	}
+	value = bytes.Trim(value, " \t")
+	return Header{Name: aliasString(name), Value: aliasString(value)}, nil
+}
+
+func aliasString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// headEnd finds the end of the request head (after its blank line): 0 while incomplete. An
+// incomplete head that already holds NUL, a bare CR or a bare LF is refused at once (it may
+// never complete, and a bare LF ends a line for some proxies).
 func headEnd(b []byte, maxSize int) (int, error) {
 	if maxSize <= 0 {
 		maxSize = MaxRequestHeader
 	}
 	end := bytes.Index(b, []byte("\r\n\r\n"))
 	if end < 0 {
+		if err := checkLineBytes(b[:min(len(b), maxSize)]); err != nil {
+			return 0, err
+		}
 		if len(b) > maxSize {
 			return 0, errHeadTooLarge
 		}
@@ -139,18 +195,55 @@ func headEnd(b []byte, maxSize int) (int, error) {
 	if end+4 > maxSize {
 		return 0, errHeadTooLarge
 	}
-	return end + 4, nil
+	return end + 4, nil // the parse refuses a bare CR or LF in a whole head: each is a control byte within a CRLF line
 }
 
-// validToken reports whether s is an HTTP token (RFC 9110 §5.6.2).
-func validToken(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte("\"(),/:;<=>?@[\\]{}", c) >= 0 {
+// checkLineBytes refuses NUL, a CR not followed by LF (a CR ending b may yet be), and an LF
+// not preceded by CR. It skips from one of these bytes to the next, so the incomplete head
+// it is run on as bytes arrive costs little per call.
+func checkLineBytes(b []byte) error {
+	if bytes.IndexByte(b, 0) >= 0 {
+		return errNUL
+	}
+	for i := 0; ; i++ {
+		j := bytes.IndexByte(b[i:], '\r')
+		if j < 0 {
+			break
+		}
+		i += j
+		if i+1 < len(b) && b[i+1] != '\n' {
+			return errBadLineEnd
+		}
+	}
+	for i := 0; ; i++ {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			break
+		}
+		i += j
+		if i == 0 || b[i-1] != '\r' {
+			return errBadLineEnd
+		}
+	}
+	return nil
+}
+
+// tokenChars marks the bytes of an HTTP token (RFC 9110 §5.6.2).
+var tokenChars = func() (t [256]bool) {
+	for c := '!'; c <= '~'; c++ {
+		t[c] = !strings.ContainsRune("\"(),/:;<=>?@[\\]{}", c)
+	}
+	return t
+}()
+
+// isToken reports whether b is a non-empty HTTP token.
+func isToken(b []byte) bool {
+	for _, c := range b {
+		if !tokenChars[c] {
 			return false
 		}
 	}
-	return true
+	return len(b) > 0
 }
 
 // ErrNotUpgrade marks a GET without the WebSocket upgrade headers (answered 426).
