@@ -136,19 +136,20 @@ func (p *Params) parse(method, target, contentType string, body []byte, cfg *Con
 			return ErrNotUTF8
 		}
 	case RoutePoll:
-		if raw.set&hasTTL != 0 && raw.ttl != "" {
-			ttl, ok := parseTTL(raw.ttl, cfg.maxTTL())
-			if !ok {
+		if s, ok := p.unescape(raw.ttl); !ok {
+			return ErrBadTTL
+		} else if s != "" { // absent or empty: the longest hold
+			if p.TTL, ok = parseTTL(s, cfg.maxTTL()); !ok {
 				return ErrBadTTL
 			}
-			p.TTL = ttl
 		}
-		if raw.set&hasAck != 0 && raw.ack != "" {
-			ack, ok := parseUint(raw.ack)
-			if !ok {
+		if s, ok := p.unescape(raw.ack); !ok {
+			return ErrBadAck
+		} else if s != "" {
+			if p.Ack, ok = parseUint(s); !ok {
 				return ErrBadAck
 			}
-			p.Ack, p.HasAck = ack, true
+			p.HasAck = true
 		}
 	case RouteCreate:
 		var ok1, ok2, ok3 bool
