@@ -119,7 +119,9 @@ func BenchmarkAppendSmall(b *testing.B) {
 }
 
 func BenchmarkParse(b *testing.B) {
-	mk := func(method, target, ctype string, body []byte) *wsframe.Request { return request(b, method, target, ctype, body) }
+	mk := func(method, target, ctype string, body []byte) *wsframe.Request {
+		return request(b, method, target, ctype, body)
+	}
 	formBody := []byte("t=b&d=" + strings.Repeat("QUJD", 22) + "&cb=jQuery_1")
 	cases := []struct {
 		name string
