@@ -187,26 +187,19 @@ func (p *Params) message(raw *rawParams) error {
 		p.Data = stringToBytes(d)
 		return nil
 	}
-	// Base64 shrinks, so it decodes in place when d is already in scratch, and otherwise
-	// into scratch within the budget the raw d reserved.
+	// Base64 shrinks: it decodes in place, in scratch (d is there if it had escapes).
 	src := stringToBytes(d)
-	var dst []byte
-	if inScratch(p.scratch, d) {
-		dst = src[:0:len(src)]
-	} else {
+	if !inScratch(p.scratch, d) {
 		p.reserve()
 		start := len(p.scratch)
-		p.scratch = p.scratch[:start+len(d)]
-		dst = p.scratch[start:start]
+		p.scratch = append(p.scratch, d...) // within the budget: raw d was counted in it
+		src = p.scratch[start:]
 	}
-	n, ok := decodeBase64(dst[:len(src)], src)
+	n, ok := decodeBase64(src, src)
 	if !ok {
 		return ErrBadBase64
 	}
-	if !inScratch(p.scratch, d) {
-		p.scratch = p.scratch[:len(p.scratch)-len(d)+n]
-	}
-	p.Data = dst[:n]
+	p.Data = src[:n]
 	return nil
 }
 
