@@ -9,9 +9,9 @@ import (
 // Origin once the gateway has checked it against --allowed-origins, and whether the
 // connection stays open.
 type Reply struct {
-	Callback    string // JSONP: wrap the body, answer 200, status inside; "" for JSON
-	Origin      string // CORS: the allowed Origin to echo; "" for no CORS headers
-	Close       bool   // Connection: close (the gateway closes after the write); else keep-alive
+	Callback string // JSONP: wrap the body, answer 200, status inside; "" for JSON
+	Origin   string // CORS: the allowed Origin to echo; "" for no CORS headers
+	Close    bool   // Connection: close (the gateway closes after the write); else keep-alive
 
 	// Credentials adds Access-Control-Allow-Credentials: true, so a page may send cookies
 	// with create (its headers reach the backend, as a WebSocket upgrade's do). Set it only
