@@ -1,24 +1,35 @@
-// Package longpoll is the protocol core of the long-poll transport (CONTRACT §8, polysocket's
-// create / send / poll API with JSON or JSONP answers). It does no I/O: the gateway's event
-// loop parses the request head with wsframe.ParseRequestInPlace, reads the body, and calls in:
+// Package longpoll is the protocol core of the long-poll transport (CONTRACT §8: polysocket's
+// create / send / poll / close with JSON or JSONP answers). It does no I/O; the gateway's
+// event loop feeds it parsed requests and writes the bytes it appends.
+//
+// A request, on the loop (req from wsframe.ParseRequestInPlace):
 //
 //	if longpoll.IsPoll(req.Path) {
-//		n, err := longpoll.BodyLength(&req, cfg.BodyLimit(...))  // before reading a POST body
-//		err = params.Parse(&req, body, &cfg)                      // route, session, cb, d/t, ttl, ack, ...
-//		// *Error with Plain set (bad or disabled cb): AppendPlain; other errors: AppendError.
+//		route, _, _ := longpoll.ParseRoute(req.Path)
+//		n, err := longpoll.BodyLength(&req, cfg.BodyLimit(route, req.Get("content-type")))
+//		// ... wait for n body bytes, then:
+//		err = params.Parse(&req, body, &cfg) // one Params per loop, reused
+//		reply := longpoll.Reply{Callback: params.Callback, Origin: allowedOrigin}
+//		if err != nil { out = longpoll.AppendError(out, reply, err) } // JSON, JSONP or text/plain
 //	}
 //
-// Answers are appended to a []byte as complete HTTP/1.1 responses (AppendOK, AppendCreated,
-// AppendError, AppendBatch, AppendHeartbeat, AppendPreflight, AppendPlain); a Reply carries
-// the JSONP callback, the CORS origin to echo and the keep-alive choice.
+// then by params.Route: create → AppendCreated; s → the backend, AppendOK(201); c →
+// Session.Close and AppendOK(200); OPTIONS (params.Preflight) → AppendPreflight.
 //
-// A Session is the outbound side of one poll session, safe for concurrent use: the control
-// API's /send (any goroutine) calls Send; a poll calls Poll with its ack and a Waiter, which
-// either reports that an answer is ready now or holds the Waiter until Send or Close wakes
-// it (Waiter.Wake, called once, outside the lock: hop onto the loop from there). The loop
-// then calls Take for the batch and AppendBatch to encode it. Cancel takes a held Waiter back
-// when its ttl runs out (answer AppendHeartbeat) unless a Wake is already on its way.
+// A poll (/poll/j) uses the Session of its session id, which is safe for concurrent use:
 //
-// Ownership: every Waiter handed to Poll is answered exactly once, by whoever got it back:
-// Poll's displaced result (answer with an empty batch), Wake, or a Cancel that returned true.
+//	ready, displaced := sess.Poll(params.Ack, params.HasAck, waiter)
+//	// displaced != nil: answer it now with AppendBatch(&longpoll.Batch{}) ("messages":[]),
+//	// not with Take: its client has moved on to this poll
+//	// ready: batch := sess.Take(dst); out = longpoll.AppendBatch(out, reply, &batch)
+//	// else: hold; waiter.Wake() comes from Send/Close (any goroutine: hop onto the loop,
+//	// then Take and answer); when params.TTL runs out, sess.Cancel(waiter) == true means
+//	// answer AppendHeartbeat, false means a Wake is already on its way.
+//	// batch.Closed: the close record went out; end the session (later requests get 403).
+//
+// The control API's /send and the backend call sess.Send (conntable.Transport's signature
+// and errors); a relay-side close calls sess.Close(code, reason).
+//
+// Every Waiter given to Poll is answered exactly once, by whoever gets it back: Poll's
+// displaced result, Wake, or a Cancel that returned true.
 package longpoll

@@ -136,19 +136,20 @@ func (p *Params) parse(method, target, contentType string, body []byte, cfg *Con
 			return ErrNotUTF8
 		}
 	case RoutePoll:
-		if raw.set&hasTTL != 0 && raw.ttl != "" {
-			ttl, ok := parseTTL(raw.ttl, cfg.maxTTL())
-			if !ok {
+		if s, ok := p.unescape(raw.ttl); !ok {
+			return ErrBadTTL
+		} else if s != "" { // absent or empty: the longest hold
+			if p.TTL, ok = parseTTL(s, cfg.maxTTL()); !ok {
 				return ErrBadTTL
 			}
-			p.TTL = ttl
 		}
-		if raw.set&hasAck != 0 && raw.ack != "" {
-			ack, ok := parseUint(raw.ack)
-			if !ok {
+		if s, ok := p.unescape(raw.ack); !ok {
+			return ErrBadAck
+		} else if s != "" {
+			if p.Ack, ok = parseUint(s); !ok {
 				return ErrBadAck
 			}
-			p.Ack, p.HasAck = ack, true
+			p.HasAck = true
 		}
 	case RouteCreate:
 		var ok1, ok2, ok3 bool
@@ -186,26 +187,19 @@ func (p *Params) message(raw *rawParams) error {
 		p.Data = stringToBytes(d)
 		return nil
 	}
-	// Base64 shrinks, so it decodes in place when d is already in scratch, and otherwise
-	// into scratch within the budget the raw d reserved.
+	// Base64 shrinks: it decodes in place, in scratch (d is there if it had escapes).
 	src := stringToBytes(d)
-	var dst []byte
-	if inScratch(p.scratch, d) {
-		dst = src[:0:len(src)]
-	} else {
+	if !inScratch(p.scratch, d) {
 		p.reserve()
 		start := len(p.scratch)
-		p.scratch = p.scratch[:start+len(d)]
-		dst = p.scratch[start:start]
+		p.scratch = append(p.scratch, d...) // within the budget: raw d was counted in it
+		src = p.scratch[start:]
 	}
-	n, ok := decodeBase64(dst[:len(src)], src)
+	n, ok := decodeBase64(src, src)
 	if !ok {
 		return ErrBadBase64
 	}
-	if !inScratch(p.scratch, d) {
-		p.scratch = p.scratch[:len(p.scratch)-len(d)+n]
-	}
-	p.Data = dst[:n]
+	p.Data = src[:n]
 	return nil
 }
 

@@ -166,6 +166,9 @@ func TestParsePoll(t *testing.T) {
 		{poll + "?ack=-1", 0, 0, false, ErrBadAck},
 		{poll + "?ack=1e3", 0, 0, false, ErrBadAck},
 		{poll + "?ack=", 20 * time.Second, 0, false, nil},
+		{poll + "?ttl=%31%30&ack=%34", 10 * time.Millisecond, 4, true, nil},
+		{poll + "?ttl=%3", 0, 0, false, ErrBadTTL},
+		{poll + "?ack=%", 0, 0, false, ErrBadAck},
 		{poll + "?d=%zz&t=nonsense", 20 * time.Second, 0, false, nil}, // send's params are not read
 	}
 	for _, tt := range tests {

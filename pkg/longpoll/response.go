@@ -9,10 +9,15 @@ import (
 // Origin once the gateway has checked it against --allowed-origins, and whether the
 // connection stays open.
 type Reply struct {
-	Callback    string // JSONP: wrap the body, answer 200, status inside; "" for JSON
-	Origin      string // CORS: the allowed Origin to echo; "" for no CORS headers
-	Credentials bool   // with Origin: Access-Control-Allow-Credentials: true
-	Close       bool   // Connection: close (the gateway closes after the write); else keep-alive
+	Callback string // JSONP: wrap the body, answer 200, status inside; "" for JSON
+	Origin   string // CORS: the allowed Origin to echo; "" for no CORS headers
+	Close    bool   // Connection: close (the gateway closes after the write); else keep-alive
+
+	// Credentials adds Access-Control-Allow-Credentials: true, so a page may send cookies
+	// with create (its headers reach the backend, as a WebSocket upgrade's do). Set it only
+	// when Origin matched an entry of --allowed-origins by name, never for "*" or an empty
+	// list: a page from any origin must not make credentialed requests and read the answer.
+	Credentials bool
 }
 
 // What every answer carries: no caching by anyone, and no content sniffing, so neither a

@@ -363,3 +363,54 @@ func (w *chanWaiter) Wake() {
 	default:
 	}
 }
+
+// Every held poll is answered exactly once: woken by a racing Send, taken back by a racing
+// Cancel (ttl), or displaced by the next poll; never two of these, never none.
+func TestSessionWaiterExactlyOnce(t *testing.T) {
+	s := NewSession(&Config{MaxOutboundBytes: 1 << 30})
+	var prev *waiter
+	var prevCancelled bool
+	for round := range 2000 {
+		w := &waiter{}
+		ready, displaced := s.Poll(0, false, w)
+		if prev != nil {
+			answered := int(prev.woken.Load())
+			if prevCancelled {
+				answered++
+			}
+			if displaced == Waiter(prev) {
+				answered++
+			} else if displaced != nil {
+				t.Fatalf("round %d: displaced a poll from before the last", round)
+			}
+			if answered != 1 {
+				t.Fatalf("round %d: poll answered %d times", round, answered)
+			}
+		}
+		if ready {
+			_ = s.Take(nil)
+			prev, prevCancelled = nil, false
+			continue
+		}
+		var wg sync.WaitGroup
+		var cancelled atomic.Bool
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if round%3 != 0 {
+				_, _ = s.Push(false, []byte{1})
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			if round%5 != 0 {
+				cancelled.Store(s.Cancel(w))
+			}
+		}()
+		wg.Wait()
+		prev, prevCancelled = w, cancelled.Load()
+		if prev.woken.Load() > 0 {
+			_ = s.Take(nil) // the woken poll's answer
+		}
+	}
+}
