@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"net/url"
 	"strconv"
 	"sync"
@@ -502,5 +503,5 @@ func statusClass(s int) string {
 }
 
 func statusText(s int) string {
-	return strconv.Itoa(s) + " " + fasthttp.StatusMessage(s)
+	return strconv.Itoa(s) + " " + http.StatusText(s)
 }

@@ -47,7 +47,7 @@ func FuzzParams(f *testing.F) {
 		}
 		if err != nil {
 			e := asError(err)
-			if e == nil || statusText(e.Status) == "Error" {
+			if e == nil || wsframe.StatusText(e.Status) == "Error" {
 				t.Fatalf("error %v is not an *Error with a known status", err)
 			}
 			if e.Plain && p.Callback != "" {

@@ -3,6 +3,8 @@ package longpoll
 import (
 	"encoding/base64"
 	"strconv"
+
+	"github.com/socketdock/socketdock/pkg/wsframe"
 )
 
 // Reply says how to answer one request. Build it from Params.Callback, the request's
@@ -47,7 +49,7 @@ func (r *Reply) begin(dst []byte, status int, poll bool, extra string, jsonLen i
 	if r.Callback != "" {
 		status, extra = 200, ""
 	}
-	dst = appendStatusLine(dst, status)
+	dst = wsframe.AppendStatusLine(dst, status)
 	if r.Callback != "" {
 		dst = append(dst, "Content-Type: application/javascript; charset=utf-8\r\n"...)
 	} else {
@@ -115,52 +117,6 @@ func headerSafe(s string) bool {
 	return true
 }
 
-func appendStatusLine(dst []byte, status int) []byte {
-	dst = append(dst, "HTTP/1.1 "...)
-	dst = strconv.AppendInt(dst, int64(status), 10)
-	dst = append(dst, ' ')
-	dst = append(dst, statusText(status)...)
-	return append(dst, "\r\n"...)
-}
-
-func statusText(status int) string {
-	switch status {
-	case 200:
-		return "OK"
-	case 201:
-		return "Created"
-	case 204:
-		return "No Content"
-	case 400:
-		return "Bad Request"
-	case 403:
-		return "Forbidden"
-	case 404:
-		return "Not Found"
-	case 405:
-		return "Method Not Allowed"
-	case 408:
-		return "Request Timeout"
-	case 411:
-		return "Length Required"
-	case 413:
-		return "Content Too Large"
-	case 429:
-		return "Too Many Requests"
-	case 431:
-		return "Request Header Fields Too Large"
-	case 500:
-		return "Internal Server Error"
-	case 502:
-		return "Bad Gateway"
-	case 503:
-		return "Service Unavailable"
-	case 504:
-		return "Gateway Timeout"
-	}
-	return "Error"
-}
-
 const okBody = `{"ok":true}`
 
 // AppendOK appends {"ok":true} with status: 201 for an accepted /poll/s, 200 for /poll/c.
@@ -211,7 +167,7 @@ func AppendError(dst []byte, r Reply, err error) []byte {
 // AppendPlain appends a text/plain answer with a real status: what a bad cb gets, since the
 // page that sent it must not run anything we return.
 func AppendPlain(dst []byte, r Reply, status int, header, body string) []byte {
-	dst = appendStatusLine(dst, status)
+	dst = wsframe.AppendStatusLine(dst, status)
 	dst = append(dst, "Content-Type: text/plain; charset=utf-8\r\n"...)
 	dst = append(dst, commonHeaders...)
 	dst = r.appendCommon(dst, header, len(body))
@@ -222,7 +178,7 @@ func AppendPlain(dst []byte, r Reply, status int, header, body string) []byte {
 // request's Access-Control-Request-Headers, allowed as asked (the Origin is already
 // allowed, and create's headers reach the backend, which may want one of them).
 func AppendPreflight(dst []byte, r Reply, requestHeaders string) []byte {
-	dst = appendStatusLine(dst, 204)
+	dst = wsframe.AppendStatusLine(dst, 204)
 	if r.Origin != "" && headerSafe(r.Origin) {
 		dst = append(dst, "Access-Control-Allow-Methods: GET, POST, OPTIONS\r\n"...)
 		if requestHeaders != "" && headerSafe(requestHeaders) {

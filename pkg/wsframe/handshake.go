@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"errors"
+	"net/http"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -308,11 +309,8 @@ func AppendUpgradeResponse(dst []byte, accept, subprotocol string) []byte {
 // AppendResponse appends a complete plain-text HTTP response that closes the connection.
 // extraHeader is zero or more header lines, each ending in \r\n.
 func AppendResponse(dst []byte, status int, extraHeader, body string) []byte {
-	dst = append(dst, "HTTP/1.1 "...)
-	dst = strconv.AppendInt(dst, int64(status), 10)
-	dst = append(dst, ' ')
-	dst = append(dst, statusText(status)...)
-	dst = append(dst, "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: "...)
+	dst = AppendStatusLine(dst, status)
+	dst = append(dst, "Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: "...)
 	dst = strconv.AppendInt(dst, int64(len(body)), 10)
 	dst = append(dst, "\r\n"...)
 	dst = append(dst, extraHeader...)
@@ -320,32 +318,19 @@ func AppendResponse(dst []byte, status int, extraHeader, body string) []byte {
 	return append(dst, body...)
 }
 
-func statusText(status int) string {
-	switch status {
-	case 200:
-		return "OK"
-	case 400:
-		return "Bad Request"
-	case 403:
-		return "Forbidden"
-	case 404:
-		return "Not Found"
-	case 405:
-		return "Method Not Allowed"
-	case 408:
-		return "Request Timeout"
-	case 426:
-		return "Upgrade Required"
-	case 429:
-		return "Too Many Requests"
-	case 431:
-		return "Request Header Fields Too Large"
-	case 500:
-		return "Internal Server Error"
-	case 503:
-		return "Service Unavailable"
-	case 505:
-		return "HTTP Version Not Supported"
+// AppendStatusLine appends "HTTP/1.1 <status> <text>\r\n".
+func AppendStatusLine(dst []byte, status int) []byte {
+	dst = append(dst, "HTTP/1.1 "...)
+	dst = strconv.AppendInt(dst, int64(status), 10)
+	dst = append(dst, ' ')
+	dst = append(dst, StatusText(status)...)
+	return append(dst, "\r\n"...)
+}
+
+// StatusText is the reason phrase of an HTTP status, "Error" for one HTTP does not define.
+func StatusText(status int) string {
+	if t := http.StatusText(status); t != "" {
+		return t
 	}
 	return "Error"
 }
