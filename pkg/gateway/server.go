@@ -148,14 +148,17 @@ func (s *Server) OnBoot(eng gnet.Engine) gnet.Action {
 func (s *Server) OnTick() (time.Duration, gnet.Action) {
 	now := int64(time.Since(s.start) / s.tick)
 	s.loopsMu.Lock()
+	loops := make([]*loop, 0, len(s.loops))
 	for _, l := range s.loops {
-		l := l
+		loops = append(loops, l)
+	}
+	s.loopsMu.Unlock()
+	for _, l := range loops { // Execute takes gnet's own lock: not under loopsMu
 		_ = l.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
 			l.wheel.Advance(now, (*wsConn).timer)
 			return nil
 		}))
 	}
-	s.loopsMu.Unlock()
 	return s.tick, gnet.None
 }
 
