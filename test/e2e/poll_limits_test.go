@@ -502,3 +502,39 @@ func TestPollHeldDoesNotBlock(t *testing.T) {
 		t.Fatalf("the send pipelined behind the held poll: %d %s", a.Status, a.Body)
 	}
 }
+
+// Keep-alive: a refused request's body is skipped, whatever the refusal (unknown route,
+// malformed session, wrong method): the bytes after it are the next request, never part of it.
+func TestPollKeepAliveRefusedBodySkipped(t *testing.T) {
+	r := startRelay(t)
+	next := "GET /poll/create HTTP/1.1\r\nHost: " + r.Public + "\r\n\r\n"
+	for _, c := range []struct {
+		name, method, path string
+		status             int
+	}{
+		{"malformed session", "POST", "/poll/s/not-a-session", 403},
+		{"unknown route", "POST", "/poll/nowhere", 404},
+		{"wrong method", "PUT", "/poll/create", 405},
+		{"poll by POST", "POST", "/poll/j/" + strings.Repeat("a", 32), 405},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			conn := rawHTTPDial(t, r.Public)
+			// The body looks like a request of its own: read as one, it would open a session.
+			body := next
+			conn.write(t, c.method+" "+c.path+" HTTP/1.1\r\nHost: "+r.Public+"\r\nContent-Type: text/plain\r\nContent-Length: "+
+				strconv.Itoa(len(body))+"\r\n\r\n"+body+"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+			if a := conn.read(t, c.method); a.Status != c.status {
+				t.Fatalf("%s %s: %d %s, want %d", c.method, c.path, a.Status, a.Body, c.status)
+			}
+			before := r.Table.Active()
+			_ = conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+			a := conn.read(t, "GET")
+			if a.Status != 200 || a.IsJSON {
+				t.Errorf("the request after the refused one: %d %q, want the /healthz answer (the body was read as a request)", a.Status, a.Body)
+			}
+			if r.Table.Active() != before {
+				t.Errorf("the refused request's body opened a session")
+			}
+		})
+	}
+}
