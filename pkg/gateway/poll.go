@@ -52,14 +52,13 @@ func (h *heldPoll) answerOnLoop(empty bool) {
 func (s *Server) pollRequest(w *wsConn, req *wsframe.Request, buf []byte, n int) int {
 	cfg := &s.pollCfg
 	l := w.loop
-	route, _, routeErr := longpoll.ParseRoute(req.Path)
-	body := 0
-	if routeErr == nil && req.Method == "POST" {
-		var err error
-		if body, err = longpoll.BodyLength(req, cfg.BodyLimit(route, req.Get("content-type"))); err != nil {
-			s.pollFail(w, longpoll.Reply{Close: true}, err)
-			return 0
-		}
+	// Every request's body is measured, refused ones too: on a keep-alive connection the
+	// bytes after the head belong to this request, and must not be read as the next one.
+	route, _, _ := longpoll.ParseRoute(req.Path)
+	body, err := longpoll.BodyLength(req, cfg.BodyLimit(route, req.Get("content-type")))
+	if err != nil {
+		s.pollFail(w, longpoll.Reply{Close: true}, err)
+		return 0
 	}
 	if len(buf) < n+body {
 		return 0 // the body is on its way; the request deadline bounds the wait
