@@ -274,8 +274,8 @@ func (s *Server) pollClose(w *wsConn, p *longpoll.Params, reply longpoll.Reply) 
 	s.pollAnswer(w, reply, longpoll.AppendOK(w.loop.pollOut[:0], reply, 200))
 }
 
-// pollPoll answers a poll at once when something waits (or ttl is 0), else holds it. On
-// the loop.
+// pollPoll answers a poll at once when something waits (a heartbeat when nothing does and
+// ttl is 0), else holds it. On the loop.
 func (s *Server) pollPoll(w *wsConn, p *longpoll.Params, reply longpoll.Reply) {
 	ps := s.sessions.get(p.Session)
 	if ps == nil {
@@ -292,11 +292,16 @@ func (s *Server) pollPoll(w *wsConn, p *longpoll.Params, reply longpoll.Reply) {
 	if displaced != nil {
 		displaced.(*heldPoll).displace()
 	}
-	if ready || h == nil {
+	if ready {
 		if h != nil {
 			ps.holding.Add(-1)
 		}
 		s.pollDeliver(w, ps, reply, false)
+		return
+	}
+	if h == nil { // ttl 0 ran out at once: the heartbeat, like any poll whose ttl ran out
+		ps.touch()
+		s.pollAnswer(w, reply, longpoll.AppendHeartbeat(w.loop.pollOut[:0], reply))
 		return
 	}
 	w.state = statePollHeld
