@@ -71,6 +71,11 @@ func (ps *pollSession) message(t *metrics.Traffic, typ conntable.MessageType, pa
 		return longpoll.ErrUnknownSession
 	}
 	ps.conn.CountIn()
+	if len(payload) == 0 { // as on a WebSocket: counted, never handed to the backend (CONTRACT §3)
+		ps.mu.Unlock()
+		t.EmptyMessages.Add(1)
+		return nil
+	}
 	countIn(t, typ, len(payload), true)
 	reply, replied, err := ps.srv.opts.Backend.Message(ps.conn, typ, payload)
 	ps.mu.Unlock()
