@@ -292,6 +292,14 @@ func (s *Server) pollPoll(w *wsConn, p *longpoll.Params, reply longpoll.Reply) {
 	if displaced != nil {
 		displaced.(*heldPoll).displace()
 	}
+	if ps.out.Finished() { // the close record went out and this poll confirmed the rest
+		if h != nil {
+			ps.holding.Add(-1)
+		}
+		s.sessions.remove(ps)
+		s.pollFail(w, reply, longpoll.ErrUnknownSession)
+		return
+	}
 	if ready {
 		if h != nil {
 			ps.holding.Add(-1)
@@ -378,9 +386,8 @@ func (s *Server) pollDeliver(w *wsConn, ps *pollSession, reply longpoll.Reply, e
 	ps.touch()
 	resp := longpoll.AppendBatch(l.pollOut[:0], reply, &b)
 	clear(l.pollBatch[:cap(l.pollBatch)]) // the loop keeps no payload alive
-	if b.Closed {
-		s.sessions.remove(ps) // the close record is out: later requests get 403
-	}
+	// A closed session stays until a poll confirms its close record's answer (pollPoll), or
+	// nobody polls for the session timeout (expire): that answer may be lost too.
 	s.pollAnswer(w, reply, resp)
 }
 

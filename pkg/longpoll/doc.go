@@ -19,6 +19,10 @@
 // then calls Take for the batch and AppendBatch to encode it. Cancel takes a held Waiter back
 // when its ttl runs out (answer AppendHeartbeat) unless a Wake is already on its way.
 //
+// After Close, the close record follows the last message in an answer; the session is
+// Finished once a later poll confirms every message (the gateway then answers 403 and
+// forgets it): until then a lost answer is sent again, close record included.
+//
 // Ownership: every Waiter handed to Poll is answered exactly once, by whoever got it back:
 // Poll's displaced result (answer with an empty batch), Wake, or a Cancel that returned true.
 package longpoll

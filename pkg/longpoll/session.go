@@ -46,6 +46,7 @@ type Session struct {
 	maxSent     uint64 // the highest seq an answer has carried
 	redelivered uint64
 	closed      bool
+	closeSent   bool // an answer carried the close record
 	code        int
 	reason      string
 	waiter      Waiter
@@ -199,9 +200,19 @@ func (s *Session) Take(dst []Message) Batch {
 	}
 	if s.closed && i == len(s.queue) {
 		b.Closed, b.Code, b.Reason = true, s.code, s.reason
+		s.closeSent = true
 	}
 	s.ready.Store(s.readyLocked())
 	return b
+}
+
+// Finished reports whether the client has had everything: an answer carried the close
+// record, and a poll has since confirmed every message (ack, or none). Until then a poll
+// gets the unconfirmed messages and the close record again; after, the session is gone.
+func (s *Session) Finished() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closeSent && s.head == len(s.queue)
 }
 
 // Ready reports, without taking the lock, whether a poll would be answered at once.

@@ -984,3 +984,46 @@ func TestPollEmptyMessage(t *testing.T) {
 		t.Errorf("socketdock_empty_messages_total %v, want 2", n)
 	}
 }
+
+// §8 seq/ack with the close record: an answer carrying the last messages and the close
+// record is lost; the next poll with the old ack gets both again (a lost poll response loses
+// nothing). Once a poll confirms everything, the session is gone: 403.
+func TestPollLostCloseRecord(t *testing.T) {
+	b := newBackend(t)
+	r := httpRelay(t, b)
+	pc := newPollClient(t, r)
+	s := pc.create(t, "")
+	id := b.connID(t, 1)
+	if st, _ := post(t, r.Control+"/socket/"+id+"/send", "text/plain", []byte("first")); st != 200 {
+		t.Fatal("send")
+	}
+	if got := pc.poll(t, s, "ttl=0&ack=0"); len(got) != 1 {
+		t.Fatalf("poll: %+v", got)
+	}
+	if st, _ := post(t, r.Control+"/socket/"+id+"/send", "text/plain", []byte("last words")); st != 200 {
+		t.Fatal("send")
+	}
+	if st, _ := post(t, r.Control+"/socket/"+id+"/disconnect", "application/json", []byte(`{"code":4000,"reason":"done"}`)); st != 200 {
+		t.Fatal("disconnect")
+	}
+	want := func(what string, msgs []pollMsg) {
+		t.Helper()
+		if len(msgs) != 2 || msgs[0].Seq != 2 || msgs[0].Data != "last words" || msgs[1].Type != "close" || msgs[1].Code != 4000 {
+			t.Fatalf("%s: %+v, want seq 2 and the close record 4000", what, msgs)
+		}
+	}
+	want("the answer that is lost", pc.poll(t, s, "ttl=0&ack=1"))
+	want("the poll after it, with the same ack", pc.poll(t, s, "ttl=0&ack=1"))
+	if a := pc.get(t, "/poll/s/"+s+"?d=x"); a.Status != 403 {
+		t.Errorf("send to a closed session: %d, want 403", a.Status)
+	}
+	if a := pc.get(t, "/poll/j/"+s+"?ttl=0&ack=2"); a.Status != 403 {
+		t.Errorf("poll confirming everything after the close record: %d %s, want 403", a.Status, a.Body)
+	}
+	if a := pc.get(t, "/poll/j/"+s+"?ttl=0&ack=1"); a.Status != 403 {
+		t.Errorf("poll once the session is gone: %d %s, want 403", a.Status, a.Body)
+	}
+	if n := metricValue(t, r, "socketdock_poll_sessions"); n != 0 {
+		t.Errorf("socketdock_poll_sessions %v, want 0", n)
+	}
+}
