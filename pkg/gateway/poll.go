@@ -250,7 +250,8 @@ func (s *Server) pollSend(w *wsConn, p *longpoll.Params, reply longpoll.Reply) {
 		s.pollFail(w, reply, longpoll.ErrUnknownSession)
 		return
 	}
-	ps.touch()
+	// No touch: only polls keep a session alive (CONTRACT §8), a client that sends and
+	// never polls takes nothing of what waits for it.
 	t := conntable.Binary
 	if p.Text {
 		t = conntable.Text

@@ -825,6 +825,26 @@ func TestPollSessionTimeout(t *testing.T) {
 	if r.Table.Active() != 1 {
 		t.Errorf("%d connections, want the polled session only", r.Table.Active())
 	}
+
+	// Sends are not polls: a client that only sends, and so never takes what waits for it,
+	// expires like one that went away.
+	sender := pc.create(t, "")
+	senderID := b.connID(t, 3)
+	expired := false
+	for start := time.Now(); time.Since(start) < 3*time.Second && !expired; time.Sleep(50 * time.Millisecond) {
+		expired = pc.get(t, "/poll/s/"+sender+"?d=x").Status == 403
+	}
+	if !expired {
+		t.Errorf("a session that sends every 50ms but never polls lived 3s past --poll-session-timeout 500ms")
+	}
+	eventually(t, 5*time.Second, "the sender's disconnect", func() bool {
+		for _, p := range b.on("/disconnect") {
+			if p.Body["connection_id"] == senderID {
+				return p.Body["code"] == float64(1006)
+			}
+		}
+		return false
+	})
 }
 
 // curl as the client: keep-alive across create, send and poll in one invocation, JSONP, and
