@@ -643,6 +643,10 @@ func TestPollAckRedelivery(t *testing.T) {
 	if !strings.Contains(body, `"messages_out":5`) || !strings.Contains(body, `"messages_in":5`) {
 		t.Errorf("info %s, want 5 in and 5 out", body)
 	}
+	in, out := metricValue(t, r, `socketdock_poll_messages_total{direction="in"}`), metricValue(t, r, `socketdock_poll_messages_total{direction="out"}`)
+	if in != 5 || out != 5 {
+		t.Errorf("socketdock_poll_messages_total in %v out %v, want 5 and 5", in, out)
+	}
 }
 
 // §8 seq/ack on the wire: a held poll whose answer the client never reads (the TCP connection
@@ -1045,5 +1049,53 @@ func TestPollLostCloseRecord(t *testing.T) {
 	}
 	if n := metricValue(t, r, "socketdock_poll_sessions"); n != 0 {
 		t.Errorf("socketdock_poll_sessions %v, want 0", n)
+	}
+}
+
+// Large messages: a raw body of megabytes arrives over many reads and comes back whole; a
+// form body with base64 too; a body trickling in over many reads.
+func TestPollLargeMessages(t *testing.T) {
+	r := startRelay(t)
+	pc := newPollClient(t, r)
+	s := pc.create(t, "")
+	big := make([]byte, 3<<20)
+	for i := range big {
+		big[i] = byte(i*7 + i>>11)
+	}
+	var ack uint64
+	echo := func(what string) pollMsg {
+		t.Helper()
+		msgs := pc.poll(t, s, "ttl=5000&ack="+strconv.FormatUint(ack, 10))
+		if len(msgs) != 1 || msgs[0].Seq != ack+1 {
+			t.Fatalf("%s: %d records, want the echo", what, len(msgs))
+		}
+		ack = msgs[0].Seq
+		return msgs[0]
+	}
+	if a := pc.do(t, "POST", "/poll/s/"+s, "application/octet-stream", big, nil); a.Status != 201 {
+		t.Fatalf("3 MiB raw send: %d %s", a.Status, a.Body)
+	}
+	if got, _ := base64.StdEncoding.DecodeString(echo("3 MiB").Data); string(got) != string(big) {
+		t.Errorf("3 MiB echo differs (%d bytes back)", len(got))
+	}
+	form := "t=b&d=" + url.QueryEscape(base64.StdEncoding.EncodeToString(big[:1<<20]))
+	if a := pc.do(t, "POST", "/poll/s/"+s, "application/x-www-form-urlencoded", []byte(form), nil); a.Status != 201 {
+		t.Fatalf("1 MiB form send: %d %s", a.Status, a.Body)
+	}
+	if got, _ := base64.StdEncoding.DecodeString(echo("1 MiB").Data); string(got) != string(big[:1<<20]) {
+		t.Errorf("1 MiB echo differs (%d bytes back)", len(got))
+	}
+	c := rawHTTPDial(t, r.Public)
+	body := strings.Repeat("slow ", 2000)
+	c.write(t, "POST /poll/s/"+s+" HTTP/1.1\r\nHost: "+r.Public+"\r\nContent-Type: text/plain\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n")
+	for i := 0; i < len(body); i += 2500 {
+		time.Sleep(50 * time.Millisecond)
+		c.write(t, body[i:min(i+2500, len(body))])
+	}
+	if a := c.read(t, "POST"); a.Status != 201 {
+		t.Fatalf("trickled send: %d %s", a.Status, a.Body)
+	}
+	if m := echo("trickled"); m.Data != body || m.Type != "text" {
+		t.Errorf("trickled echo: %d bytes %s", len(m.Data), m.Type)
 	}
 }
