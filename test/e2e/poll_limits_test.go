@@ -538,3 +538,83 @@ func TestPollKeepAliveRefusedBodySkipped(t *testing.T) {
 		})
 	}
 }
+
+// §8 seq/ack under load: sessions receive /send messages from the backend side while their
+// clients poll on several connections and ignore some answers (as if lost); every client
+// ends with every message once, in order.
+func TestPollConcurrentNoLossNoDuplicate(t *testing.T) {
+	const sessions, perSession = 12, 150
+	b := newBackend(t)
+	r := httpRelay(t, b, "--poll-max-batch-bytes", "200")
+	var wg sync.WaitGroup
+	errs := make(chan string, sessions*2)
+	for i := 0; i < sessions; i++ {
+		pc := newPollClient(t, r)
+		s := pc.create(t, "")
+		id := b.connID(t, i+1)
+		wg.Add(2)
+		go func() { // the backend's side
+			defer wg.Done()
+			for n := 0; n < perSession; n++ {
+				body := []byte("m-" + strconv.Itoa(n))
+				for {
+					st, _ := post(t, r.Control+"/socket/"+id+"/send", "text/plain", body)
+					if st == 200 {
+						break
+					}
+					if st != 503 {
+						errs <- "send " + strconv.Itoa(st)
+						return
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+			}
+		}()
+		go func(seed int) { // the client: every fifth answer is dropped
+			defer wg.Done()
+			var ack uint64
+			var got []string
+			deadline := time.Now().Add(60 * time.Second)
+			for k := 0; len(got) < perSession; k++ {
+				if time.Now().After(deadline) {
+					errs <- s + ": " + strconv.Itoa(len(got)) + " messages after 60s"
+					return
+				}
+				a := pc.get(t, "/poll/j/"+s+"?ttl=2000&ack="+strconv.FormatUint(ack, 10))
+				if a.Status != 200 {
+					errs <- "poll " + a.Body
+					return
+				}
+				if (k+seed)%5 == 4 {
+					continue // lost
+				}
+				for _, m := range a.JSON.Messages {
+					if m.Type == "heartbeat" {
+						continue
+					}
+					if m.Seq <= ack {
+						continue // a redelivery: the client drops it
+					}
+					if m.Seq != ack+1 {
+						errs <- s + ": seq " + strconv.FormatUint(m.Seq, 10) + " after " + strconv.FormatUint(ack, 10)
+						return
+					}
+					ack = m.Seq
+					got = append(got, m.Data)
+				}
+			}
+			for n, d := range got {
+				if d != "m-"+strconv.Itoa(n) {
+					errs <- s + ": message " + strconv.Itoa(n) + " is " + d
+					return
+				}
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	t.Logf("%d sessions × %d messages; redeliveries %v", sessions, perSession, metricValue(t, r, "socketdock_poll_redeliveries_total"))
+}
