@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -1097,5 +1098,40 @@ func TestPollLargeMessages(t *testing.T) {
 	}
 	if m := echo("trickled"); m.Data != body || m.Type != "text" {
 		t.Errorf("trickled echo: %d bytes %s", len(m.Data), m.Type)
+	}
+}
+
+// §8 session timeout after every way a poll can end: displaced, answered, timed out, its
+// connection cut while held. None of them may leave the session counted as polled forever.
+func TestPollSessionTimeoutAfterPollChurn(t *testing.T) {
+	b := newBackend(t)
+	r := httpRelay(t, b, "--poll-session-timeout", "700ms", "--poll-max-ttl", "300ms")
+	s := newPollClient(t, r).create(t, "")
+	id := b.connID(t, 1)
+
+	var wg sync.WaitGroup
+	for i := 0; i < 6; i++ { // overlapping polls displace each other
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			newPollClient(t, r).get(t, "/poll/j/"+s+"?ttl=300")
+		}()
+	}
+	for i := 0; i < 4; i++ { // held, then the connection goes
+		c := rawHTTPDial(t, r.Public)
+		c.write(t, getReq(r.Public, "/poll/j/"+s+"?ttl=300"))
+		time.Sleep(20 * time.Millisecond)
+		c.Close()
+	}
+	if st, _ := post(t, r.Control+"/socket/"+id+"/send", "text/plain", []byte("wake")); st != 200 {
+		t.Fatal("send")
+	}
+	wg.Wait()
+	eventually(t, 5*time.Second, "the expiry after the last poll", func() bool { return len(b.on("/disconnect")) == 1 })
+	if d := b.on("/disconnect")[0].Body; d["code"] != float64(1006) || d["reason"] != "poll session expired" {
+		t.Errorf("disconnect %v", d)
+	}
+	if n := metricValue(t, r, "socketdock_poll_held"); n != 0 {
+		t.Errorf("socketdock_poll_held %v, want 0", n)
 	}
 }
