@@ -165,6 +165,10 @@ function scenario(run) {
 }
 const results = [];
 for (const run of runs) results.push(await scenario(run));
+// A refusal the page must be able to act on: 503 with Retry-After, cross-origin.
+const full = new URLSearchParams(location.search).get('full');
+const r = await fetch(full + '/poll/create', { method: 'POST' });
+results.push({ name: 'retry-after', code: r.status, got: [String(r.headers.get('retry-after'))] });
 await fetch('/result', { method: 'POST', body: JSON.stringify(results) });
 </script>`
 
@@ -227,6 +231,8 @@ func TestPollBrowserClient(t *testing.T) {
 	defer page.Close()
 
 	r := startRelay(t, "--allowed-origins", page.URL)
+	full := startRelay(t, "--allowed-origins", page.URL, "--max-connections", "1")
+	newPollClient(t, full).create(t, "")
 	refusing := startCutProxy(t, r.Public, true, 0)
 	cutting := startCutProxy(t, r.Public, false, 2)
 	const count = 30
@@ -242,7 +248,7 @@ func TestPollBrowserClient(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
 		"--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--user-data-dir="+t.TempDir(), page.URL+"/index.html?run="+url.QueryEscape(string(run)))
+		"--user-data-dir="+t.TempDir(), page.URL+"/index.html?run="+url.QueryEscape(string(run))+"&full="+url.QueryEscape("http://"+full.Public))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Chromium's helpers end with it
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -255,9 +261,14 @@ func TestPollBrowserClient(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the page reported nothing within 150s")
 	}
-	if len(out) != len(runs) {
+	if len(out) != len(runs)+1 {
 		t.Fatalf("%d outcomes: %+v", len(out), out)
 	}
+	// CONTRACT §8: 503 + Retry-After; a cross-origin page reads it only if it is exposed.
+	if ra := out[len(runs)]; ra.Code != 503 || len(ra.Got) != 1 || ra.Got[0] != "1" {
+		t.Errorf("cross-origin 503 as the page sees it: status %d, Retry-After %q; want 503 and \"1\"", ra.Code, ra.Got)
+	}
+	out = out[:len(runs)]
 	for i, o := range out {
 		want := wantEchoes(runs[i].Count)
 		wantTransport := map[string]string{"ws": "ws", "poll": "poll", "fallback": "poll", "cut": "poll"}[o.Name]
