@@ -1144,3 +1144,39 @@ func TestPollSessionTimeoutAfterPollChurn(t *testing.T) {
 		t.Errorf("socketdock_poll_held %v, want 0", n)
 	}
 }
+
+// §3 reply in response through §8: the backend's 2xx body comes back to the poll client as
+// one message, text for text/*, binary otherwise, in order with the client's messages.
+func TestPollReplyInResponse(t *testing.T) {
+	b := newBackend(t)
+	b.setAnswer(func(p backendPost, w http.ResponseWriter) bool {
+		if p.Path != "/message" {
+			return false
+		}
+		msg := p.Body["message"].(string)
+		if strings.HasPrefix(msg, "t") {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		} else {
+			w.Header().Set("Content-Type", "application/didcomm-envelope-enc")
+		}
+		_, _ = w.Write([]byte("re:" + msg))
+		return true
+	})
+	r := httpRelay(t, b, "--reply-in-response")
+	pc := newPollClient(t, r)
+	s := pc.create(t, "")
+	for _, m := range []string{"text-1", "bin-2", "text-3"} {
+		pc.send(t, s, "t", m)
+	}
+	msgs, _ := pc.collect(t, s, 3)
+	want := []pollMsg{
+		{Seq: 1, Type: "text", Data: "re:text-1"},
+		{Seq: 2, Type: "binary", Data: base64.StdEncoding.EncodeToString([]byte("re:bin-2"))},
+		{Seq: 3, Type: "text", Data: "re:text-3"},
+	}
+	for i := range want {
+		if msgs[i] != want[i] {
+			t.Errorf("reply %d: %+v, want %+v", i, msgs[i], want[i])
+		}
+	}
+}
