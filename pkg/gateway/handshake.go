@@ -3,7 +3,6 @@ package gateway
 import (
 	"errors"
 	"strconv"
-	"strings"
 	"unsafe"
 
 	"github.com/socketdock/socketdock/pkg/hub"
@@ -57,7 +56,7 @@ func (s *Server) handshake(w *wsConn, buf []byte) int {
 	var path string
 	if s.opts.KeepRequest {
 		headers = cloneHeaders(req.Headers)
-		path = strings.Clone(req.Target)
+		path = string(longpoll.AppendMetaPath(nil, req.Target)) // cb removed, as for a poll session
 	}
 	w.conn = s.opts.Hub.NewConn(w, w.gc.RemoteAddr(), headers, path) // gnet's address, already allocated
 	proto := s.pickSubprotocol(&req)

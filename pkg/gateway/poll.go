@@ -52,14 +52,13 @@ func (h *heldPoll) answerOnLoop(empty bool) {
 func (s *Server) pollRequest(w *wsConn, req *wsframe.Request, buf []byte, n int) int {
 	cfg := &s.pollCfg
 	l := w.loop
-	route, _, routeErr := longpoll.ParseRoute(req.Path)
-	body := 0
-	if routeErr == nil && req.Method == "POST" {
-		var err error
-		if body, err = longpoll.BodyLength(req, cfg.BodyLimit(route, req.Get("content-type"))); err != nil {
-			s.pollFail(w, longpoll.Reply{Close: true}, err)
-			return 0
-		}
+	// Every request's body is measured, refused ones too: on a keep-alive connection the
+	// bytes after the head belong to this request, and must not be read as the next one.
+	route, _, _ := longpoll.ParseRoute(req.Path)
+	body, err := longpoll.BodyLength(req, cfg.BodyLimit(route, req.Get("content-type")))
+	if err != nil {
+		s.pollFail(w, longpoll.Reply{Close: true}, err)
+		return 0
 	}
 	if len(buf) < n+body {
 		return 0 // the body is on its way; the request deadline bounds the wait
@@ -251,7 +250,8 @@ func (s *Server) pollSend(w *wsConn, p *longpoll.Params, reply longpoll.Reply) {
 		s.pollFail(w, reply, longpoll.ErrUnknownSession)
 		return
 	}
-	ps.touch()
+	// No touch: only polls keep a session alive (CONTRACT §8), a client that sends and
+	// never polls takes nothing of what waits for it.
 	t := conntable.Binary
 	if p.Text {
 		t = conntable.Text
@@ -275,8 +275,8 @@ func (s *Server) pollClose(w *wsConn, p *longpoll.Params, reply longpoll.Reply) 
 	s.pollAnswer(w, reply, longpoll.AppendOK(w.loop.pollOut[:0], reply, 200))
 }
 
-// pollPoll answers a poll at once when something waits (or ttl is 0), else holds it. On
-// the loop.
+// pollPoll answers a poll at once when something waits (a heartbeat when nothing does and
+// ttl is 0), else holds it. On the loop.
 func (s *Server) pollPoll(w *wsConn, p *longpoll.Params, reply longpoll.Reply) {
 	ps := s.sessions.get(p.Session)
 	if ps == nil {
@@ -293,11 +293,24 @@ func (s *Server) pollPoll(w *wsConn, p *longpoll.Params, reply longpoll.Reply) {
 	if displaced != nil {
 		displaced.(*heldPoll).displace()
 	}
-	if ready || h == nil {
+	if ps.out.Finished() { // the close record went out and this poll confirmed the rest
+		if h != nil {
+			ps.holding.Add(-1)
+		}
+		s.sessions.remove(ps)
+		s.pollFail(w, reply, longpoll.ErrUnknownSession)
+		return
+	}
+	if ready {
 		if h != nil {
 			ps.holding.Add(-1)
 		}
 		s.pollDeliver(w, ps, reply, false)
+		return
+	}
+	if h == nil { // ttl 0 ran out at once: the heartbeat, like any poll whose ttl ran out
+		ps.touch()
+		s.pollAnswer(w, reply, longpoll.AppendHeartbeat(w.loop.pollOut[:0], reply))
 		return
 	}
 	w.state = statePollHeld
@@ -374,9 +387,8 @@ func (s *Server) pollDeliver(w *wsConn, ps *pollSession, reply longpoll.Reply, e
 	ps.touch()
 	resp := longpoll.AppendBatch(l.pollOut[:0], reply, &b)
 	clear(l.pollBatch[:cap(l.pollBatch)]) // the loop keeps no payload alive
-	if b.Closed {
-		s.sessions.remove(ps) // the close record is out: later requests get 403
-	}
+	// A closed session stays until a poll confirms its close record's answer (pollPoll), or
+	// nobody polls for the session timeout (expire): that answer may be lost too.
 	s.pollAnswer(w, reply, resp)
 }
 

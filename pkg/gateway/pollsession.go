@@ -42,8 +42,7 @@ func (ps *pollSession) Name() string { return "poll" }
 
 // Send implements conntable.Transport: the message waits in the session for a poll.
 func (ps *pollSession) Send(t conntable.MessageType, payload []byte) error {
-	_, err := ps.out.Push(t == conntable.Text, payload)
-	return err
+	return ps.out.Send(t, payload)
 }
 
 // Close implements conntable.Transport: the close record is queued behind every message for
@@ -71,6 +70,11 @@ func (ps *pollSession) message(t *metrics.Traffic, typ conntable.MessageType, pa
 		return longpoll.ErrUnknownSession
 	}
 	ps.conn.CountIn()
+	if len(payload) == 0 { // as on a WebSocket: counted, never handed to the backend (CONTRACT §3)
+		ps.mu.Unlock()
+		t.EmptyMessages.Add(1)
+		return nil
+	}
 	countIn(t, typ, len(payload), true)
 	reply, replied, err := ps.srv.opts.Backend.Message(ps.conn, typ, payload)
 	ps.mu.Unlock()

@@ -25,11 +25,14 @@
 //	// else: hold; waiter.Wake() comes from Send/Close (any goroutine: hop onto the loop,
 //	// then Take and answer); when params.TTL runs out, sess.Cancel(waiter) == true means
 //	// answer AppendHeartbeat, false means a Wake is already on its way.
-//	// batch.Closed: the close record went out; end the session (later requests get 403).
 //
 // The control API's /send and the backend call sess.Send (conntable.Transport's signature
 // and errors); a relay-side close calls sess.Close(code, reason).
 //
-// Every Waiter given to Poll is answered exactly once, by whoever gets it back: Poll's
-// displaced result, Wake, or a Cancel that returned true.
+// After Close, the close record follows the last message in an answer; the session is
+// Finished once a later poll confirms every message (the gateway then answers 403 and
+// forgets it): until then a lost answer is sent again, close record included.
+//
+// Ownership: every Waiter handed to Poll is answered exactly once, by whoever got it back:
+// Poll's displaced result (answer with an empty batch), Wake, or a Cancel that returned true.
 package longpoll

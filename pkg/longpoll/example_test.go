@@ -4,8 +4,7 @@ import (
 	"bytes"
 	"fmt"
 
-	"github.com/gobwas/ws"
-
+	"github.com/socketdock/socketdock/pkg/conntable"
 	"github.com/socketdock/socketdock/pkg/longpoll"
 )
 
@@ -25,7 +24,7 @@ func Example() {
 	ready, _ := sess.Poll(0, false, held) // GET /poll/j/<session>?cb=cb
 	fmt.Println("ready:", ready)
 
-	_ = sess.Send(ws.OpText, []byte("hello")) // the control API's /send, on another goroutine
+	_ = sess.Send(conntable.Text, []byte("hello")) // the control API's /send, on another goroutine
 	<-held.woken
 	batch := sess.Take(nil)
 	fmt.Println(body(longpoll.AppendBatch(nil, reply, &batch)))

@@ -79,12 +79,12 @@ func (p *Params) parse(method, target, contentType string, body []byte, cfg *Con
 	*p = Params{scratch: scratch, TTL: cfg.maxTTL()}
 
 	path, query, _ := strings.Cut(target, "?")
-	route, session, err := ParseRoute(path)
+	route, session, routeErr := ParseRoute(path)
 	p.Route, p.Session = route, session
-	if err != nil {
-		return err
-	}
 	if route == RouteNone {
+		if routeErr != nil {
+			return routeErr
+		}
 		return ErrNotFound
 	}
 	if !route.Allows(method) {
@@ -119,6 +119,9 @@ func (p *Params) parse(method, target, contentType string, body []byte, cfg *Con
 			return ErrBadCallback
 		}
 		p.Callback = cb
+	}
+	if routeErr != nil {
+		return routeErr // a session id of the wrong shape: a 403, in JSONP when cb asks
 	}
 
 	switch route {

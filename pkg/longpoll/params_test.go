@@ -234,6 +234,8 @@ func TestParseCallback(t *testing.T) {
 		{send + "?d=x", &Config{NoJSONP: true}, "", nil},
 		{poll + "?cb=f&ttl=x", nil, "f", ErrBadTTL},
 		{closeP + "?cb=f", nil, "f", nil},
+		{"/poll/j/NOTANID?cb=f", nil, "f", ErrUnknownSession}, // a session of the wrong shape: JSONP too
+		{"/poll/s/NOTANID?cb=bad!", nil, "", ErrBadCallback},
 	}
 	for _, tt := range tests {
 		var p Params

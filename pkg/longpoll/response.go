@@ -100,6 +100,9 @@ func (r *Reply) appendCORS(dst []byte) []byte {
 	dst = append(dst, "Access-Control-Allow-Origin: "...)
 	dst = append(dst, r.Origin...)
 	dst = append(dst, "\r\n"...)
+	// Retry-After is not a CORS-safelisted response header: without this a page's fetch
+	// sees a 503 but not when to retry.
+	dst = append(dst, "Access-Control-Expose-Headers: Retry-After\r\n"...)
 	if r.Credentials {
 		dst = append(dst, "Access-Control-Allow-Credentials: true\r\n"...)
 	}

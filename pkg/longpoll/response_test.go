@@ -95,6 +95,7 @@ func TestResponseHeaders(t *testing.T) {
 				(tt.connection == "keep-alive" && h.Get("Connection") != "keep-alive") ||
 				h.Get("Access-Control-Allow-Origin") != tt.origin ||
 				(h.Get("Access-Control-Allow-Credentials") == "true") != tt.creds ||
+				(h.Get("Access-Control-Expose-Headers") == "Retry-After") != (tt.origin != "") ||
 				h.Get("X-Accel-Buffering") != "" || h.Get("Set-Cookie") != "" {
 				t.Fatalf("headers %v", h)
 			}

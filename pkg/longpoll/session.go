@@ -4,8 +4,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/gobwas/ws"
-
 	"github.com/socketdock/socketdock/pkg/conntable"
 )
 
@@ -46,6 +44,7 @@ type Session struct {
 	maxSent     uint64 // the highest seq an answer has carried
 	redelivered uint64
 	closed      bool
+	closeSent   bool // an answer carried the close record
 	code        int
 	reason      string
 	waiter      Waiter
@@ -69,12 +68,11 @@ func NewSession(cfg *Config) *Session {
 	}
 }
 
-// Send queues one message (ws.OpText is text, any other opcode binary), with the signature
-// of conntable.Transport.Send. The payload is copied. Errors: conntable.ErrTooBig over
+// Send queues one message, with the signature of conntable.Transport.Send. The payload is copied. Errors: conntable.ErrTooBig over
 // MaxMessageBytes, conntable.ErrClosing once closed, conntable.ErrSlowConsumer when queued
 // plus unconfirmed bytes would pass MaxOutboundBytes. A held poll is woken.
-func (s *Session) Send(op ws.OpCode, payload []byte) error {
-	_, err := s.Push(op == ws.OpText, payload)
+func (s *Session) Send(t conntable.MessageType, payload []byte) error {
+	_, err := s.Push(t == conntable.Text, payload)
 	return err
 }
 
@@ -199,9 +197,19 @@ func (s *Session) Take(dst []Message) Batch {
 	}
 	if s.closed && i == len(s.queue) {
 		b.Closed, b.Code, b.Reason = true, s.code, s.reason
+		s.closeSent = true
 	}
 	s.ready.Store(s.readyLocked())
 	return b
+}
+
+// Finished reports whether the client has had everything: an answer carried the close
+// record, and a poll has since confirmed every message (ack, or none). Until then a poll
+// gets the unconfirmed messages and the close record again; after, the session is gone.
+func (s *Session) Finished() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closeSent && s.head == len(s.queue)
 }
 
 // Ready reports, without taking the lock, whether a poll would be answered at once.

@@ -7,8 +7,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/gobwas/ws"
-
 	"github.com/socketdock/socketdock/pkg/conntable"
 )
 
@@ -48,11 +46,11 @@ func mustPush(t *testing.T, s *Session, text bool, data string) uint64 {
 func TestSessionSeqAndCopy(t *testing.T) {
 	s := NewSession(nil)
 	buf := []byte("abc")
-	if err := s.Send(ws.OpText, buf); err != nil {
+	if err := s.Send(conntable.Text, buf); err != nil {
 		t.Fatal(err)
 	}
 	buf[0] = 'X' // the caller may reuse its buffer
-	if err := s.Send(ws.OpBinary, []byte{0, 1}); err != nil {
+	if err := s.Send(conntable.Binary, []byte{0, 1}); err != nil {
 		t.Fatal(err)
 	}
 	if seq := mustPush(t, s, true, ""); seq != 3 {
@@ -207,6 +205,42 @@ func TestSessionClose(t *testing.T) {
 	}
 	if w.woken.Load() != 0 {
 		t.Fatal("a poll that was never held was woken")
+	}
+}
+
+// The answer with the close record may be lost like any other: until a poll confirms every
+// message, the session is not finished and the next poll gets them and the record again.
+func TestSessionFinished(t *testing.T) {
+	s := NewSession(nil)
+	mustPush(t, s, true, "1")
+	mustPush(t, s, true, "2")
+	s.Close(4000, "bye")
+	s.Poll(0, true, nil)
+	if b := s.Take(nil); !equalSeqs(seqs(b), 1, 2) || !b.Closed || s.Finished() {
+		t.Fatalf("first answer %+v, finished %v", b, s.Finished())
+	}
+	s.Poll(1, true, nil) // that answer was lost after seq 1
+	if s.Finished() {
+		t.Fatal("finished with seq 2 unconfirmed")
+	}
+	if b := s.Take(nil); !equalSeqs(seqs(b), 2) || !b.Closed {
+		t.Fatalf("again: %+v", b)
+	}
+	s.Poll(2, true, nil)
+	if !s.Finished() {
+		t.Fatal("not finished with everything confirmed after the close record")
+	}
+	// No close record out yet: not finished, whatever is confirmed.
+	s2 := NewSession(nil)
+	s2.Close(1000, "")
+	s2.Poll(0, false, nil)
+	if s2.Finished() {
+		t.Fatal("finished before the close record went out")
+	}
+	s2.Take(nil)
+	s2.Poll(0, false, nil)
+	if !s2.Finished() {
+		t.Fatal("an ack-less poll after the close record does not finish the session")
 	}
 }
 
