@@ -2,6 +2,7 @@ package backend
 
 import (
 	"encoding/base64"
+	"hash/maphash"
 	"strconv"
 	"unicode/utf8"
 
@@ -49,40 +50,88 @@ func AppendMessage(dst []byte, endpoint, id string, op ws.OpCode, payload []byte
 }
 
 // AppendConnect appends the connect POST body, headers included (repeated names joined
-// with ", ", as HTTP allows).
+// with ", ", as HTTP allows, keys in order of first appearance).
 func AppendConnect(dst []byte, endpoint, id string, headers [][2]string) []byte {
+	dst, _ = appendConnect(dst, endpoint, id, headers)
+	return dst
+}
+
+// stackHeaders is the largest head linked in arrays on the stack; a bigger one costs one
+// allocation.
+const stackHeaders = 32
+
+// appendConnect is AppendConnect that also reports how many header names it compared (the
+// test's proof that the work is linear in the header count).
+func appendConnect(dst []byte, endpoint, id string, headers [][2]string) ([]byte, int) {
+	var linkBuf [2 * stackHeaders]int32
+	var slotBuf [2 * stackHeaders]int32
+	n := len(headers)
+	links, slots := linkBuf[:], slotBuf[:]
+	if n > stackHeaders {
+		size := 2 * stackHeaders
+		for size < 2*n {
+			size *= 2
+		}
+		all := make([]int32, 2*n+size)
+		links, slots = all[:2*n], all[2*n:]
+	}
+	next, tail := links[:n], links[n:2*n]
+	compares := linkRepeats(headers, next, tail, slots)
+
 	dst = append(dst, `{"meta":{`...)
 	dst = appendMeta(dst, endpoint, id)
 	dst = append(dst, `,"headers":{`...)
 	first := true
 	for i, h := range headers {
-		if seenBefore(headers[:i], h[0]) {
-			continue
+		if tail[i] < 0 {
+			continue // a repeat: written with its name's first appearance
 		}
 		if !first {
 			dst = append(dst, ',')
 		}
 		first = false
 		dst = appendString(dst, h[0])
-		dst = append(dst, ':')
-		value := h[1]
-		for _, later := range headers[i+1:] {
-			if later[0] == h[0] {
-				value += ", " + later[1]
-			}
+		dst = append(dst, ':', '"')
+		dst = appendEscaped(dst, h[1])
+		for j := next[i]; j != 0; j = next[j-1] {
+			dst = append(dst, ", "...)
+			dst = appendEscaped(dst, headers[j-1][1])
 		}
-		dst = appendString(dst, value)
+		dst = append(dst, '"')
 	}
-	return append(dst, "}}}"...)
+	return append(dst, "}}}"...), compares
 }
 
-func seenBefore(headers [][2]string, name string) bool {
-	for _, h := range headers {
-		if h[0] == name {
-			return true
+// headerSeed keys the header-name hash, so a client cannot choose names that collide.
+var headerSeed = maphash.MakeSeed()
+
+// linkRepeats groups headers by name in one pass, with a hash table of each name's first
+// appearance (slots: index+1, 0 empty; a power of two at least twice the header count, so
+// probes stay short). A first appearance i gets tail[i], the last header of its name so far;
+// a repeat gets tail -1 and is chained from the one before it by next (index+1, 0 ends).
+// It returns the number of names compared.
+func linkRepeats(headers [][2]string, next, tail, slots []int32) (compares int) {
+	mask := uint64(len(slots) - 1)
+	clear(slots)
+	for i, h := range headers {
+		next[i] = 0
+		for s := maphash.String(headerSeed, h[0]) & mask; ; s = (s + 1) & mask {
+			f := slots[s]
+			if f == 0 {
+				slots[s] = int32(i + 1)
+				tail[i] = int32(i)
+				break
+			}
+			compares++
+			if first := f - 1; headers[first][0] == h[0] {
+				next[tail[first]] = int32(i + 1)
+				tail[first] = int32(i)
+				tail[i] = -1
+				break
+			}
 		}
 	}
-	return false
+	return compares
 }
 
 // AppendDisconnect appends the disconnect POST body.
@@ -101,6 +150,12 @@ const hexDigits = "0123456789abcdef"
 // becomes U+FFFD, as encoding/json does.
 func appendString[T string | []byte](dst []byte, s T) []byte {
 	dst = append(dst, '"')
+	dst = appendEscaped(dst, s)
+	return append(dst, '"')
+}
+
+// appendEscaped appends s escaped for the inside of a JSON string.
+func appendEscaped[T string | []byte](dst []byte, s T) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
@@ -136,6 +191,5 @@ func appendString[T string | []byte](dst []byte, s T) []byte {
 		i++
 		start = i
 	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
+	return append(dst, s[start:]...)
 }
