@@ -5,11 +5,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"math/rand/v2"
-	"net"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gobwas/ws"
 )
@@ -85,36 +83,6 @@ func BenchmarkAppendMessage(b *testing.B) {
 				}
 			})
 		}
-	}
-}
-
-func TestConnTrackerTellsPooledFromFresh(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
-	tr := newConnTracker()
-	c, err := tr.dialer(time.Second)(ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if tr.wasPooled(c.LocalAddr()) {
-		t.Fatal("a fresh connection counts as pooled")
-	}
-	tr.served(c.LocalAddr())
-	if !tr.wasPooled(c.LocalAddr()) || tr.wasPooled(nil) {
-		t.Fatal("a connection that carried a response is not pooled, or nil is")
 	}
 }
 

@@ -403,7 +403,7 @@ func (b *HTTP) post(kind eventKind, body []byte) (postResult, error) {
 		err := hc.DoTimeout(req, resp, b.opts.Timeout)
 		latency.Observe(time.Since(start).Seconds())
 		if err == nil {
-			b.conns.served(resp.LocalAddr())
+			b.conns.served(resp.LocalAddr(), resp.RemoteAddr())
 		}
 		var wait time.Duration
 		switch {
@@ -428,7 +428,7 @@ func (b *HTTP) post(kind eventKind, body []byte) (postResult, error) {
 				code = wsframe.ClosePolicyViolation
 			}
 			return postResult{}, &DeliveryError{Code: code, Reason: "backend answered " + statusText(s), Err: fmt.Errorf("POST %s: status %d", uri, s)}
-		case retryable(err, b.conns.wasPooled(resp.LocalAddr()) && !raceRetried):
+		case retryable(err, b.conns.wasPooled(resp.LocalAddr(), resp.RemoteAddr()) && !raceRetried):
 			raceRetried = raceRetried || isReset(err)
 			b.m.BackendErrors.WithLabelValues("transport").Inc()
 			// A pooled connection the backend had closed (its keep-alive timeout is shorter
