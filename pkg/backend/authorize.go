@@ -48,12 +48,12 @@ func (b *HTTP) Authorize(ctx context.Context, c *conntable.Conn) (int, error) {
 		if errors.Is(err, fasthttp.ErrTimeout) {
 			b.m.BackendErrors.WithLabelValues("timeout").Inc()
 			if ctxDeadline { // the caller's time ran out, not the backend's per-attempt limit
-				return 0, fmt.Errorf("authorize POST %s: %w", b.opts.ConnectURI, context.DeadlineExceeded)
+				return 0, fmt.Errorf("authorize POST %s: %w", b.targets[evConnect].logURI, context.DeadlineExceeded)
 			}
 		} else {
 			b.m.BackendErrors.WithLabelValues("transport").Inc()
 		}
-		return 0, fmt.Errorf("authorize POST %s: %w", b.opts.ConnectURI, err)
+		return 0, fmt.Errorf("authorize POST %s: %w", b.targets[evConnect].logURI, err)
 	}
 	if s := resp.StatusCode(); s < 200 || s >= 300 {
 		b.m.BackendErrors.WithLabelValues(statusClass(s)).Inc()

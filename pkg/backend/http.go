@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
+	"github.com/socketdock/socketdock/internal/redact"
 	"github.com/socketdock/socketdock/pkg/conntable"
 	"github.com/socketdock/socketdock/pkg/metrics"
 	"github.com/socketdock/socketdock/pkg/wsframe"
@@ -82,6 +83,7 @@ var kindNames = [...]string{evConnect: "connect", evMessage: "message", evDiscon
 // by URIs on the same host), and its latency histogram.
 type target struct {
 	uri     string
+	logURI  string // uri without userinfo, query and fragment, for errors and logs
 	client  *fasthttp.HostClient
 	latency prometheus.Observer
 }
@@ -159,7 +161,7 @@ func NewHTTP(opts HTTPOptions) (*HTTP, error) {
 			byHost[key] = hc
 			b.clients = append(b.clients, hc)
 		}
-		b.targets[kind] = target{uri: uri, client: hc, latency: opts.Metrics.BackendLatency.WithLabelValues(kindNames[kind])}
+		b.targets[kind] = target{uri: uri, logURI: redact.URI(uri), client: hc, latency: opts.Metrics.BackendLatency.WithLabelValues(kindNames[kind])}
 	}
 	return b, nil
 }
@@ -168,17 +170,17 @@ func NewHTTP(opts HTTPOptions) (*HTTP, error) {
 func hostOf(uri string) (key, addr string, tls bool, err error) {
 	u, err := url.Parse(uri)
 	if err != nil {
-		return "", "", false, fmt.Errorf("backend URI %q: %w", uri, err)
+		return "", "", false, fmt.Errorf("backend URI %s: not a URL", redact.URI(uri)) // err repeats the URI
 	}
 	switch u.Scheme {
 	case "http":
 	case "https":
 		tls = true
 	default:
-		return "", "", false, fmt.Errorf("backend URI %q: scheme must be http or https", uri)
+		return "", "", false, fmt.Errorf("backend URI %s: scheme must be http or https", redact.URI(uri))
 	}
 	if u.Host == "" {
-		return "", "", false, fmt.Errorf("backend URI %q: no host", uri)
+		return "", "", false, fmt.Errorf("backend URI %s: no host", redact.URI(uri))
 	}
 	addr = u.Host
 	if u.Port() == "" {
@@ -382,12 +384,12 @@ type postResult struct {
 // request went out, and 429/503 answers, with capped exponential backoff and full jitter.
 func (b *HTTP) post(kind eventKind, body []byte) (postResult, error) {
 	tg := &b.targets[kind]
-	hc, uri := tg.client, tg.uri
+	hc, logURI := tg.client, tg.logURI
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI(uri)
+	req.SetRequestURI(tg.uri)
 	req.Header.SetMethod(fasthttp.MethodPost)
 	req.Header.SetContentType("application/json")
 	req.SetBodyRaw(body)
@@ -427,7 +429,7 @@ func (b *HTTP) post(kind eventKind, body []byte) (postResult, error) {
 			if s >= 400 && s < 500 {
 				code = wsframe.ClosePolicyViolation
 			}
-			return postResult{}, &DeliveryError{Code: code, Reason: "backend answered " + statusText(s), Err: fmt.Errorf("POST %s: status %d", uri, s)}
+			return postResult{}, &DeliveryError{Code: code, Reason: "backend answered " + statusText(s), Err: fmt.Errorf("POST %s: status %d", logURI, s)}
 		case retryable(err, b.conns.wasPooled(resp.LocalAddr(), resp.RemoteAddr()) && !raceRetried):
 			raceRetried = raceRetried || isReset(err)
 			b.m.BackendErrors.WithLabelValues("transport").Inc()
@@ -436,14 +438,14 @@ func (b *HTTP) post(kind eventKind, body []byte) (postResult, error) {
 			// retry can pick another dead connection and exhaust the budget (soak finding).
 			hc.CloseIdleConnections()
 			if attempt >= b.opts.Retries {
-				return postResult{}, &DeliveryError{Code: wsframe.CloseInternalError, Reason: "backend unreachable", Err: fmt.Errorf("POST %s: %w", uri, err)}
+				return postResult{}, &DeliveryError{Code: wsframe.CloseInternalError, Reason: "backend unreachable", Err: fmt.Errorf("POST %s: %w", logURI, err)}
 			}
 		case errors.Is(err, fasthttp.ErrTimeout):
 			b.m.BackendErrors.WithLabelValues("timeout").Inc()
-			return postResult{}, &DeliveryError{Code: wsframe.CloseInternalError, Reason: "backend timeout", Err: fmt.Errorf("POST %s: %w", uri, err)}
+			return postResult{}, &DeliveryError{Code: wsframe.CloseInternalError, Reason: "backend timeout", Err: fmt.Errorf("POST %s: %w", logURI, err)}
 		default:
 			b.m.BackendErrors.WithLabelValues("transport").Inc()
-			return postResult{}, &DeliveryError{Code: wsframe.CloseInternalError, Reason: "backend failed", Err: fmt.Errorf("POST %s: %w", uri, err)}
+			return postResult{}, &DeliveryError{Code: wsframe.CloseInternalError, Reason: "backend failed", Err: fmt.Errorf("POST %s: %w", logURI, err)}
 		}
 		time.Sleep(b.backoff(attempt, wait))
 	}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/socketdock/socketdock/internal/redact"
 )
 
 // Options is everything the relay can be told at startup.
@@ -300,16 +302,16 @@ func (o *Options) finish() error {
 	for _, u := range []struct{ flag, val string }{{"message-uri", o.MessageURI}, {"connect-uri", o.ConnectURI}, {"disconnect-uri", o.DisconnectURI}} {
 		if u.val != "" {
 			if err := checkURL(u.val); err != nil {
-				return fmt.Errorf("--%s %q: %v", u.flag, u.val, err)
+				return fmt.Errorf("--%s %s: %v", u.flag, redact.URI(u.val), err)
 			}
 		}
 	}
 	if err := checkURL(o.Endpoint); err != nil {
-		return fmt.Errorf("--endpoint %q: %v", o.Endpoint, err)
+		return fmt.Errorf("--endpoint %s: %v", redact.URI(o.Endpoint), err)
 	}
 	if o.endpointIsPublic() {
 		return fmt.Errorf("--endpoint %s points at the public port %d; the control API listens on %s",
-			o.Endpoint, o.BindPort, net.JoinHostPort(o.ControlBindIP, strconv.Itoa(o.ControlBindPort)))
+			redact.URI(o.Endpoint), o.BindPort, net.JoinHostPort(o.ControlBindIP, strconv.Itoa(o.ControlBindPort)))
 	}
 	return nil
 }
