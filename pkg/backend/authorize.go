@@ -34,7 +34,9 @@ func (b *HTTP) Authorize(ctx context.Context, c *conntable.Conn) (int, error) {
 	req.Header.SetMethod(fasthttp.MethodPost)
 	req.Header.SetContentType("application/json")
 	req.SetBodyRaw(body)
-	b.sign(req, body)
+	eventID := c.ID + "-1" // the connection's first event: nothing is queued before its upgrade
+	b.setEvent(req, evConnect, eventID)
+	b.sign(req, evConnect, eventID, body)
 
 	deadline := time.Now().Add(b.opts.Timeout)
 	ctxDeadline := false
@@ -61,15 +63,21 @@ func (b *HTTP) Authorize(ctx context.Context, c *conntable.Conn) (int, error) {
 	return resp.StatusCode(), nil
 }
 
+// setEvent adds the event kind and id headers, the same on every attempt of one POST.
+func (b *HTTP) setEvent(req *fasthttp.Request, kind eventKind, eventID string) {
+	req.Header.Set(HeaderEvent, kindNames[kind])
+	req.Header.Set(HeaderEventID, eventID)
+}
+
 // sign adds the timestamp and HMAC headers when a secret is set. Each attempt is signed
-// afresh, so a retry after a backoff carries a current timestamp.
-func (b *HTTP) sign(req *fasthttp.Request, body []byte) {
+// afresh, so a retry after a backoff carries a current timestamp (and the same event id).
+func (b *HTTP) sign(req *fasthttp.Request, kind eventKind, eventID string, body []byte) {
 	if len(b.opts.Secret) == 0 {
 		return
 	}
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
 	req.Header.Set(HeaderTimestamp, ts)
-	req.Header.Set(HeaderSignature, Sign(b.opts.Secret, ts, body))
+	req.Header.Set(HeaderSignature, Sign(b.opts.Secret, Signed{Timestamp: ts, Event: kindNames[kind], EventID: eventID, Body: body}))
 }
 
 // forwardable returns the headers the connect POST may carry: all of them when allow is nil

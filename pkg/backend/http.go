@@ -91,12 +91,14 @@ type target struct {
 type event struct {
 	kind eventKind
 	op   ws.OpCode // of a message, to pick the reply's frame type
+	seq  uint64    // the event's number on its connection, from 1: its id is <connection_id>-<seq>
 	body []byte    // the JSON body, encoded on the event loop
 }
 
 // connQueue is the per-connection state kept in Conn.BackendState.
 type connQueue struct {
 	mu       sync.Mutex
+	seq      uint64 // events queued so far
 	events   []event
 	messages int  // queued message events
 	bytes    int  // their bodies' size
@@ -204,7 +206,8 @@ func queueOf(c *conntable.Conn) *connQueue {
 	return q
 }
 
-// Opened queues the connect POST when a connect URI is set, and forgets the headers.
+// Opened queues the connect POST when a connect URI is set, and forgets the headers. An
+// authorized connection's connect POST, its event 1, happened in Authorize.
 func (b *HTTP) Opened(c *conntable.Conn) {
 	if b.opts.ConnectURI != "" && !b.opts.Authorize {
 		body := AppendConnect(nil, b.opts.Endpoint, c.ID, forwardable(c.Headers, b.opts.ForwardHeaders))
@@ -246,6 +249,11 @@ func (b *HTTP) enqueue(c *conntable.Conn, q *connQueue, ev event) bool {
 		q.messages++
 		q.bytes += cap(ev.body)
 	}
+	q.seq++
+	ev.seq = q.seq
+	if b.opts.Authorize {
+		ev.seq++ // the connect POST in Authorize was event 1
+	}
 	q.events = append(q.events, ev)
 	start := !q.running
 	q.running = true
@@ -280,14 +288,14 @@ func (b *HTTP) serve(c *conntable.Conn, q *connQueue) {
 
 		switch ev.kind {
 		case evConnect:
-			if _, err := b.post(ev.kind, ev.body); err != nil {
+			if _, err := b.post(c.ID, ev); err != nil {
 				b.fail(c, q, err)
 			}
 		case evMessage:
 			if failed {
 				continue // the client already has a close code saying messages were not delivered
 			}
-			resp, err := b.post(ev.kind, ev.body)
+			resp, err := b.post(c.ID, ev)
 			if err != nil {
 				b.fail(c, q, err)
 				continue
@@ -296,7 +304,7 @@ func (b *HTTP) serve(c *conntable.Conn, q *connQueue) {
 				b.replyInResponse(c, resp)
 			}
 		case evDisconnect:
-			if _, err := b.post(ev.kind, ev.body); err != nil {
+			if _, err := b.post(c.ID, ev); err != nil {
 				b.log.Warn().Str("connection_id", c.ID).Err(err).Msg("disconnect POST failed")
 			}
 		}
@@ -380,9 +388,12 @@ type postResult struct {
 	body        []byte // nil when empty
 }
 
-// post delivers one body, retrying what CONTRACT §3 allows: transport failures before the
-// request went out, and 429/503 answers, with capped exponential backoff and full jitter.
-func (b *HTTP) post(kind eventKind, body []byte) (postResult, error) {
+// post delivers one event of connection id, retrying what CONTRACT §3 allows: transport
+// failures before the request went out, and 429/503 answers, with capped exponential
+// backoff and full jitter. Every attempt carries the same event id.
+func (b *HTTP) post(id string, ev event) (postResult, error) {
+	kind, body := ev.kind, ev.body
+	eventID := id + "-" + strconv.FormatUint(ev.seq, 10)
 	tg := &b.targets[kind]
 	hc, logURI := tg.client, tg.logURI
 	req := fasthttp.AcquireRequest()
@@ -393,6 +404,7 @@ func (b *HTTP) post(kind eventKind, body []byte) (postResult, error) {
 	req.Header.SetMethod(fasthttp.MethodPost)
 	req.Header.SetContentType("application/json")
 	req.SetBodyRaw(body)
+	b.setEvent(req, kind, eventID)
 
 	latency := tg.latency
 	raceRetried := false // the keep-alive race is retried once; a second reset is the backend's doing
@@ -400,7 +412,7 @@ func (b *HTTP) post(kind eventKind, body []byte) (postResult, error) {
 		if attempt > 0 {
 			b.m.BackendRetries.Inc()
 		}
-		b.sign(req, body)
+		b.sign(req, kind, eventID, body)
 		start := time.Now()
 		err := hc.DoTimeout(req, resp, b.opts.Timeout)
 		latency.Observe(time.Since(start).Seconds())

@@ -131,7 +131,7 @@ func (o *Options) flagSet() *flag.FlagSet {
 	fs.BoolVar(&o.ReusePort, "reuseport", o.ReusePort, "set SO_REUSEPORT so several processes share the public port")
 	fs.StringVar(&o.ControlToken, "control-token", o.ControlToken, "bearer token the control API requires (except /readyz)")
 	fs.StringVar(&o.ControlTokenFile, "control-token-file", o.ControlTokenFile, "file holding the control token")
-	fs.StringVar(&o.BackendSecret, "backend-secret", o.BackendSecret, "key that signs every backend POST (X-SocketDock-Signature: sha256=HMAC of timestamp.body)")
+	fs.StringVar(&o.BackendSecret, "backend-secret", o.BackendSecret, "key that signs every backend POST (X-SocketDock-Signature: sha256=HMAC of timestamp.event.event_id.body)")
 	fs.StringVar(&o.BackendSecretFile, "backend-secret-file", o.BackendSecretFile, "file holding the backend secret")
 	fs.StringVar(&o.ConnectMode, "connect-mode", o.ConnectMode, "notify: connect POST after the upgrade; authorize: before the 101, a non-2xx answer refuses the upgrade")
 	fs.StringVar(&o.AllowedOrigins, "allowed-origins", o.AllowedOrigins, "comma-separated Origin values allowed to upgrade, or * (default: any); others get 403")

@@ -1,13 +1,19 @@
 package e2e
 
-// Abuse of the HTTP backend path (issue 8): secrets in backend URIs must not reach the logs.
+// Abuse of the HTTP backend path (issue 8): secrets in backend URIs must not reach the logs;
+// every POST carries an event id a backend can drop duplicates by.
 
 import (
+	"fmt"
+	"net/http"
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // Backend URIs with a password and an API key, pointing at a closed port: the relay's log
@@ -90,4 +96,54 @@ func TestAbuseBackendURISecretsNotLogged(t *testing.T) {
 			}
 		}
 	})
+}
+
+// CONTRACT §3: every POST carries X-SocketDock-Event (its kind) and X-SocketDock-Event-Id
+// <connection_id>-<n>, n counting the connection's events from 1 in order; a retried POST
+// repeats its id. The backend answers the first message POST 503 once.
+func TestAbuseBackendEventIDs(t *testing.T) {
+	for _, mode := range []string{"notify", "authorize"} {
+		t.Run(mode, func(t *testing.T) {
+			b := newBackend(t)
+			var refused atomic.Bool
+			b.setAnswer(func(p backendPost, w http.ResponseWriter) bool {
+				if p.Path == "/message" && refused.CompareAndSwap(false, true) {
+					w.WriteHeader(503)
+					return true
+				}
+				return false
+			})
+			r := httpRelay(t, b, "--backend-retries", "3", "--connect-mode", mode)
+			c := dial(t, r.WSURL, nil)
+			for _, m := range []string{"one", "two", "three"} {
+				c.WriteMessage(websocket.TextMessage, []byte(m))
+			}
+			eventually(t, 10*time.Second, "three messages delivered", func() bool { return len(b.on("/message")) == 4 })
+			c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(1000, "bye"))
+			eventually(t, 10*time.Second, "disconnect POST", func() bool { return len(b.on("/disconnect")) == 1 })
+
+			id := b.connID(t, 1)
+			want := []string{"connect 1", "message 2 one", "message 2 one", "message 3 two", "message 4 three", "disconnect 5"}
+			var got []string
+			for _, p := range b.all() {
+				kind := strings.TrimPrefix(p.Path, "/")
+				n, ok := strings.CutPrefix(p.Header.Get("X-SocketDock-Event-Id"), id+"-")
+				if !ok {
+					n = "<" + p.Header.Get("X-SocketDock-Event-Id") + ">"
+				}
+				if ev := p.Header.Get("X-SocketDock-Event"); ev != kind {
+					t.Errorf("%s POST has X-SocketDock-Event %q", p.Path, ev)
+				}
+				entry := kind + " " + n
+				if m, ok := p.Body["message"]; ok {
+					entry += fmt.Sprint(" ", m)
+				}
+				got = append(got, entry)
+			}
+			if strings.Join(got, ", ") != strings.Join(want, ", ") {
+				t.Fatalf("POSTs with event ids:\n got %q\nwant %q", got, want)
+			}
+			t.Logf("%s: %s", mode, strings.Join(got, ", "))
+		})
+	}
 }
