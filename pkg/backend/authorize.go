@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -36,7 +37,7 @@ func (b *HTTP) Authorize(ctx context.Context, c *conntable.Conn) (int, error) {
 	req.SetBodyRaw(body)
 	eventID := c.ID + "-1" // the connection's first event: nothing is queued before its upgrade
 	b.setEvent(req, evConnect, eventID)
-	b.sign(req, evConnect, eventID, body)
+	b.sign(req, evConnect, eventID, body, nil)
 
 	deadline := time.Now().Add(b.opts.Timeout)
 	ctxDeadline := false
@@ -69,15 +70,24 @@ func (b *HTTP) setEvent(req *fasthttp.Request, kind eventKind, eventID string) {
 	req.Header.Set(HeaderEventID, eventID)
 }
 
-// sign adds the timestamp and HMAC headers when a secret is set. Each attempt is signed
-// afresh, so a retry after a backoff carries a current timestamp (and the same event id).
-func (b *HTTP) sign(req *fasthttp.Request, kind eventKind, eventID string, body []byte) {
+// sign adds the timestamp and HMAC headers when a secret is set, for a body given whole or
+// as a stream (rewound after). Each attempt is signed afresh, so a retry after a backoff
+// carries a current timestamp (and the same event id).
+func (b *HTTP) sign(req *fasthttp.Request, kind eventKind, eventID string, body []byte, stream *messageStream) {
 	if len(b.opts.Secret) == 0 {
 		return
 	}
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	m := newMAC(b.opts.Secret, ts, kindNames[kind], eventID)
+	if stream != nil {
+		stream.rewind()
+		_, _ = stream.WriteTo(m) // a hash never fails to write
+		stream.rewind()
+	} else {
+		m.Write(body)
+	}
 	req.Header.Set(HeaderTimestamp, ts)
-	req.Header.Set(HeaderSignature, Sign(b.opts.Secret, Signed{Timestamp: ts, Event: kindNames[kind], EventID: eventID, Body: body}))
+	req.Header.Set(HeaderSignature, "sha256="+hex.EncodeToString(m.Sum(nil)))
 }
 
 // forwardable returns the headers the connect POST may carry: all of them when allow is nil

@@ -3,6 +3,7 @@ package backend
 import (
 	"encoding/base64"
 	"hash/maphash"
+	"io"
 	"strconv"
 	"unicode/utf8"
 
@@ -34,19 +35,136 @@ func appendCallback(dst []byte, endpoint, id, verb string) []byte {
 // AppendMessage appends the message POST body. Text, and binary that is valid UTF-8, travel
 // as a JSON string; other binary travels base64-encoded with meta.encoding "base64".
 func AppendMessage(dst []byte, endpoint, id string, op ws.OpCode, payload []byte) []byte {
+	b64 := op != ws.OpText && !utf8.Valid(payload)
+	dst = appendMessageHead(dst, endpoint, id, op, b64)
+	if b64 {
+		dst = base64.StdEncoding.AppendEncode(dst, payload)
+	} else {
+		dst = appendEscaped(dst, payload)
+	}
+	return append(dst, messageTail...)
+}
+
+// appendMessageHead appends the message body up to the message string's first character.
+func appendMessageHead(dst []byte, endpoint, id string, op ws.OpCode, b64 bool) []byte {
 	dst = append(dst, `{"meta":{`...)
 	dst = appendMeta(dst, endpoint, id)
-	if op == ws.OpText {
-		dst = append(dst, `,"type":"text"},"message":`...)
-		return append(appendString(dst, payload), '}')
+	switch {
+	case op == ws.OpText:
+		dst = append(dst, `,"type":"text"`...)
+	case b64:
+		dst = append(dst, `,"type":"binary","encoding":"base64"`...)
+	default:
+		dst = append(dst, `,"type":"binary"`...)
 	}
-	if utf8.Valid(payload) {
-		dst = append(dst, `,"type":"binary"},"message":`...)
-		return append(appendString(dst, payload), '}')
+	return append(dst, `},"message":"`...)
+}
+
+const messageTail = `"}`
+
+// streamPiece is how many payload bytes a messageStream encodes at a time: a multiple of 3,
+// so base64 pieces join without padding; escaped, at most six times as many bytes.
+const streamPiece = 3 << 11
+
+// messageStream writes a message POST body piece by piece: the same bytes as AppendMessage,
+// without ever holding them all. Escaping can make a body six times its payload (a NUL is
+// \u0000), so a large payload is kept raw and encoded on the way out, as often as needed:
+// to measure it, to sign it, to send it (again, on a retry).
+type messageStream struct {
+	head    []byte
+	payload []byte
+	b64     bool
+	buf     []byte // the current piece
+	off     int    // payload bytes encoded so far
+	stage   int    // 0 head, 1 payload, 2 tail, 3 done
+	pending []byte // what Read has not returned yet of the current piece
+}
+
+func newMessageStream(endpoint, id string, op ws.OpCode, payload []byte) *messageStream {
+	b64 := op != ws.OpText && !utf8.Valid(payload)
+	return &messageStream{
+		head:    appendMessageHead(nil, endpoint, id, op, b64),
+		payload: payload,
+		b64:     b64,
+		buf:     make([]byte, 0, 6*streamPiece),
 	}
-	dst = append(dst, `,"type":"binary","encoding":"base64"},"message":"`...)
-	dst = base64.StdEncoding.AppendEncode(dst, payload)
-	return append(dst, `"}`...)
+}
+
+// rewind starts the body over.
+func (m *messageStream) rewind() { m.off, m.stage, m.pending = 0, 0, nil }
+
+// next returns the body's next piece, nil at the end. The piece is valid until the next call.
+func (m *messageStream) next() []byte {
+	switch m.stage {
+	case 0:
+		m.stage = 1
+		return m.head
+	case 1:
+		if m.off < len(m.payload) {
+			end := min(m.off+streamPiece, len(m.payload))
+			if m.b64 {
+				m.buf = base64.StdEncoding.AppendEncode(m.buf[:0], m.payload[m.off:end])
+			} else {
+				for end < len(m.payload) && !utf8.RuneStart(m.payload[end]) {
+					end-- // the payload is valid UTF-8: never split a character
+				}
+				m.buf = appendEscaped(m.buf[:0], m.payload[m.off:end])
+			}
+			m.off = end
+			return m.buf
+		}
+		m.stage = 2
+		return m.next()
+	case 2:
+		m.stage = 3
+		return []byte(messageTail)
+	}
+	return nil
+}
+
+// WriteTo writes the rest of the body to w; fasthttp sends a body stream with it.
+func (m *messageStream) WriteTo(w io.Writer) (int64, error) {
+	var n int64
+	if len(m.pending) > 0 {
+		k, err := w.Write(m.pending)
+		n += int64(k)
+		m.pending = nil
+		if err != nil {
+			return n, err
+		}
+	}
+	for p := m.next(); p != nil; p = m.next() {
+		k, err := w.Write(p)
+		n += int64(k)
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// Read makes messageStream an io.Reader, as fasthttp's SetBodyStream asks.
+func (m *messageStream) Read(p []byte) (int, error) {
+	for len(m.pending) == 0 {
+		m.pending = m.next()
+		if m.pending == nil {
+			return 0, io.EOF
+		}
+	}
+	n := copy(p, m.pending)
+	m.pending = m.pending[n:]
+	return n, nil
+}
+
+// size is the body's length in bytes (one encoding pass); the stream is rewound.
+func (m *messageStream) size() int {
+	m.rewind()
+	n := 0
+	for p := m.next(); p != nil; p = m.next() {
+		n += len(p)
+	}
+	m.rewind()
+	return n
 }
 
 // AppendConnect appends the connect POST body, headers included (repeated names joined

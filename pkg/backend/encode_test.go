@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -211,4 +212,42 @@ func distinct(h [][2]string) int {
 		m[x[0]] = true
 	}
 	return len(m)
+}
+
+// A streamed message body is byte for byte the one AppendMessage builds, read with WriteTo
+// (as fasthttp does) or with Read through odd buffer sizes, again after a rewind.
+func TestMessageStreamEqualsAppendMessage(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	mixed := func(n int) []byte { // valid UTF-8 with characters of every width, escapes among them
+		var b []byte
+		for len(b) < n {
+			b = append(b, []string{"a", "\x00", "\"", "é", "✓", "😀", "\n"}[rng.IntN(7)]...)
+		}
+		return b
+	}
+	for _, n := range []int{0, 1, streamPiece - 1, streamPiece, streamPiece + 1, 3*streamPiece + 2, 200_000} {
+		binary := make([]byte, n)
+		for i := range binary {
+			binary[i] = byte(rng.IntN(256))
+		}
+		for _, tc := range []struct {
+			op      ws.OpCode
+			payload []byte
+		}{{ws.OpText, mixed(n)}, {ws.OpText, make([]byte, n)}, {ws.OpBinary, mixed(n)}, {ws.OpBinary, binary}} {
+			want := AppendMessage(nil, "http://h:1", testID, tc.op, tc.payload)
+			s := newMessageStream("http://h:1", testID, tc.op, tc.payload)
+			if got := s.size(); got != len(want) {
+				t.Fatalf("%d bytes op %v: size %d, want %d", n, tc.op, got, len(want))
+			}
+			var out bytes.Buffer
+			if _, err := s.WriteTo(&out); err != nil || !bytes.Equal(out.Bytes(), want) {
+				t.Fatalf("%d bytes op %v: WriteTo differs from AppendMessage (err %v)", n, tc.op, err)
+			}
+			s.rewind()
+			got, err := io.ReadAll(io.LimitReader(s, 1<<30)) // LimitReader hides WriteTo: Read it is
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("%d bytes op %v: Read differs from AppendMessage (err %v)", n, tc.op, err)
+			}
+		}
+	}
 }

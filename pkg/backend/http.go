@@ -39,7 +39,7 @@ type HTTPOptions struct {
 	RetryMaxDelay   time.Duration // largest backoff and Retry-After honoured; default 5s
 	MaxConns        int           // connections per backend host; default 512
 	MaxQueue        int           // queued messages per client connection; default 256
-	MaxQueueBytes   int           // queued message bytes (JSON bodies) per client connection; default 8 MiB
+	MaxQueueBytes   int           // message bytes per client connection, queued or being POSTed; default 8 MiB
 	MaxResponseBody int           // default 4 MiB
 	ReplyInResponse bool
 
@@ -91,17 +91,27 @@ type target struct {
 type event struct {
 	kind eventKind
 	op   ws.OpCode // of a message, to pick the reply's frame type
+	raw  bool      // data is a message's payload, streamed as JSON when POSTed (see connQueue)
 	seq  uint64    // the event's number on its connection, from 1: its id is <connection_id>-<seq>
-	body []byte    // the JSON body, encoded on the event loop
+	data []byte    // the JSON body, encoded on the event loop; or the payload, when raw
 }
 
 // connQueue is the per-connection state kept in Conn.BackendState.
+//
+// The inbound bound counts the bytes the relay holds for a connection's messages, queued
+// or being POSTed, as they are held. A message of up to streamAbove bytes is held as its
+// JSON body, encoded on the event loop (the payload must be copied there anyway; encoding
+// is that copy), and counted at the body's size: escaping can make it six times the
+// payload (a NUL is \u0000), and that is what is held. A larger message is held as a copy
+// of its payload and streamed into JSON when POSTed (messageStream), so escaping neither
+// multiplies what is held nor stalls the loop. One message always fits when nothing is
+// held: a connection holds at most max(MaxQueueBytes, one message) and a stream buffer.
 type connQueue struct {
 	mu       sync.Mutex
 	seq      uint64 // events queued so far
 	events   []event
 	messages int  // queued message events
-	bytes    int  // their bodies' size
+	bytes    int  // bytes held for queued messages and the one being POSTed
 	running  bool // a goroutine is serving the queue
 	failed   bool // a POST failed for good; the client was told, later messages are not sent
 }
@@ -211,16 +221,22 @@ func queueOf(c *conntable.Conn) *connQueue {
 func (b *HTTP) Opened(c *conntable.Conn) {
 	if b.opts.ConnectURI != "" && !b.opts.Authorize {
 		body := AppendConnect(nil, b.opts.Endpoint, c.ID, forwardable(c.Headers, b.opts.ForwardHeaders))
-		b.enqueue(c, queueOf(c), event{kind: evConnect, body: body})
+		b.enqueue(c, queueOf(c), event{kind: evConnect, data: body})
 	}
 	c.Headers = nil
 }
 
-// Message queues the message POST; it fails with ErrInboundFull when the queue is at its
-// bound in messages or bytes. A single message always fits an empty queue.
+// Message queues the message POST; it fails with ErrInboundFull when the connection is at
+// its bound in messages or bytes. A single message always fits when the connection holds
+// nothing.
 func (b *HTTP) Message(c *conntable.Conn, op ws.OpCode, payload []byte) (Reply, bool, error) {
-	body := AppendMessage(make([]byte, 0, jsonSize(len(payload))), b.opts.Endpoint, c.ID, op, payload)
-	if !b.enqueue(c, queueOf(c), event{kind: evMessage, op: op, body: body}) {
+	ev := event{kind: evMessage, op: op}
+	if len(payload) > streamAbove {
+		ev.raw, ev.data = true, append([]byte(nil), payload...)
+	} else {
+		ev.data = AppendMessage(make([]byte, 0, jsonSize(len(payload))), b.opts.Endpoint, c.ID, op, payload)
+	}
+	if !b.enqueue(c, queueOf(c), ev) {
 		return Reply{}, false, ErrInboundFull
 	}
 	return Reply{}, false, nil
@@ -229,25 +245,30 @@ func (b *HTTP) Message(c *conntable.Conn, op ws.OpCode, payload []byte) (Reply, 
 // jsonSize guesses a message body's size: base64 growth plus the meta object.
 func jsonSize(n int) int { return n*4/3 + 256 }
 
+// streamAbove is the largest payload whose JSON body is built whole, on the event loop; a
+// larger one is streamed when POSTed.
+const streamAbove = 64 << 10
+
 // Closed queues the disconnect POST, after everything the connection queued before.
 func (b *HTTP) Closed(c *conntable.Conn, code int, reason string) {
 	if b.opts.DisconnectURI == "" {
 		return
 	}
-	b.enqueue(c, queueOf(c), event{kind: evDisconnect, body: AppendDisconnect(nil, c.ID, code, reason)})
+	b.enqueue(c, queueOf(c), event{kind: evDisconnect, data: AppendDisconnect(nil, c.ID, code, reason)})
 }
 
 // enqueue adds ev to c's queue and starts its goroutine if none runs. A message is refused
-// (false) when the queue is at its bound in messages or bytes; one always fits an empty queue.
+// (false) when MaxQueue messages wait or the bytes held would pass MaxQueueBytes; one always
+// fits when nothing is held.
 func (b *HTTP) enqueue(c *conntable.Conn, q *connQueue, ev event) bool {
 	q.mu.Lock()
 	if ev.kind == evMessage {
-		if q.messages >= b.opts.MaxQueue || (q.messages > 0 && q.bytes+cap(ev.body) > b.opts.MaxQueueBytes) {
+		if q.messages >= b.opts.MaxQueue || (q.bytes > 0 && q.bytes+len(ev.data) > b.opts.MaxQueueBytes) {
 			q.mu.Unlock()
 			return false
 		}
 		q.messages++
-		q.bytes += cap(ev.body)
+		q.bytes += len(ev.data)
 	}
 	q.seq++
 	ev.seq = q.seq
@@ -268,8 +289,11 @@ func (b *HTTP) enqueue(c *conntable.Conn, q *connQueue, ev event) bool {
 // serve delivers a connection's events one at a time until its queue is empty.
 func (b *HTTP) serve(c *conntable.Conn, q *connQueue) {
 	defer b.idle()
+	posted := 0 // bytes held for the message just POSTed, counted until its POST ended
 	for {
 		q.mu.Lock()
+		q.bytes -= posted
+		posted = 0
 		if len(q.events) == 0 {
 			q.running = false
 			q.events = nil // an idle connection keeps no queue memory
@@ -281,7 +305,7 @@ func (b *HTTP) serve(c *conntable.Conn, q *connQueue) {
 		q.events = q.events[1:]
 		if ev.kind == evMessage {
 			q.messages--
-			q.bytes -= cap(ev.body)
+			posted = len(ev.data)
 		}
 		failed := q.failed
 		q.mu.Unlock()
@@ -390,9 +414,17 @@ type postResult struct {
 
 // post delivers one event of connection id, retrying what CONTRACT §3 allows: transport
 // failures before the request went out, and 429/503 answers, with capped exponential
-// backoff and full jitter. Every attempt carries the same event id.
+// backoff and full jitter. Every attempt carries the same event id. A raw message is
+// streamed (connQueue says why).
 func (b *HTTP) post(id string, ev event) (postResult, error) {
-	kind, body := ev.kind, ev.body
+	kind, body := ev.kind, ev.data
+	var stream *messageStream
+	streamSize := 0
+	if ev.raw {
+		body = nil
+		stream = newMessageStream(b.opts.Endpoint, id, ev.op, ev.data)
+		streamSize = stream.size()
+	}
 	eventID := id + "-" + strconv.FormatUint(ev.seq, 10)
 	tg := &b.targets[kind]
 	hc, logURI := tg.client, tg.logURI
@@ -412,7 +444,11 @@ func (b *HTTP) post(id string, ev event) (postResult, error) {
 		if attempt > 0 {
 			b.m.BackendRetries.Inc()
 		}
-		b.sign(req, kind, eventID, body)
+		if stream != nil {
+			stream.rewind()
+			req.SetBodyStream(stream, streamSize) // consumed by each attempt
+		}
+		b.sign(req, kind, eventID, body, stream)
 		start := time.Now()
 		err := hc.DoTimeout(req, resp, b.opts.Timeout)
 		latency.Observe(time.Since(start).Seconds())

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"hash"
 	"strconv"
 	"strings"
 	"time"
@@ -50,14 +51,20 @@ func Sign(secret []byte, s Signed) string {
 }
 
 func mac(secret []byte, s Signed) []byte {
+	m := newMAC(secret, s.Timestamp, s.Event, s.EventID)
+	m.Write(s.Body)
+	return m.Sum(nil)
+}
+
+// newMAC returns the HMAC of a signature with everything but the body written.
+func newMAC(secret []byte, timestamp, event, eventID string) hash.Hash {
 	m := hmac.New(sha256.New, secret)
-	prefix := make([]byte, 0, len(s.Timestamp)+len(s.Event)+len(s.EventID)+3)
-	for _, part := range [...]string{s.Timestamp, s.Event, s.EventID} {
+	prefix := make([]byte, 0, len(timestamp)+len(event)+len(eventID)+3)
+	for _, part := range [...]string{timestamp, event, eventID} {
 		prefix = append(append(prefix, part...), '.')
 	}
 	m.Write(prefix)
-	m.Write(s.Body)
-	return m.Sum(nil)
+	return m
 }
 
 // VerifySignature checks a signed POST as a Go backend would. header reads the request's

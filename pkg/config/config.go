@@ -116,7 +116,7 @@ func (o *Options) flagSet() *flag.FlagSet {
 	fs.IntVar(&o.BackendRetries, "backend-retries", o.BackendRetries, "retries of a POST that failed before reaching the backend, or got 429/503")
 	fs.IntVar(&o.BackendMaxConns, "backend-max-conns", o.BackendMaxConns, "connections to each backend host")
 	fs.IntVar(&o.MaxInboundQueue, "max-inbound-queue", o.MaxInboundQueue, "messages a client may have waiting for the backend before it is closed with 1013")
-	fs.IntVar(&o.MaxInboundBytes, "max-inbound-bytes", o.MaxInboundBytes, "bytes a client may have waiting for the backend before it is closed with 1013")
+	fs.IntVar(&o.MaxInboundBytes, "max-inbound-bytes", o.MaxInboundBytes, "message bytes a client may have queued or in flight to the backend before it is closed with 1013")
 	fs.IntVar(&o.MaxMessageSize, "max-message-size", o.MaxMessageSize, "largest message in bytes, either way (1009 for a client over it)")
 	fs.IntVar(&o.MaxOutboundBytes, "max-outbound-bytes", o.MaxOutboundBytes, "bytes buffered for a slow client before /send answers 503 (default: max-message-size+1024)")
 	fs.IntVar(&o.MaxHeaderBytes, "max-header-bytes", o.MaxHeaderBytes, "largest upgrade request head in bytes")
