@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -27,7 +28,7 @@ import (
 // errors name the host but never the password or the key.
 func TestAbuseBackendURISecretsNotLogged(t *testing.T) {
 	bin := buildRelay(t)
-	host := "127.0.0.1:" + strconv.Itoa(freePort(t)) // nothing listens there
+	host := "127.0.0.1:" + strconv.Itoa(closedPort(t))
 	secretURI := func(path string) string {
 		return "http://sduser:hunter2password@" + host + path + "?api_key=k3yk3yk3y&x=1#frag-s3cret"
 	}
@@ -152,6 +153,25 @@ func TestAbuseBackendEventIDs(t *testing.T) {
 			t.Logf("%s: %s", mode, strings.Join(got, ", "))
 		})
 	}
+}
+
+// closedPort returns a loopback port that refuses connections for the whole test: a socket
+// bound to it and never listening keeps other processes from taking it meanwhile.
+func closedPort(t *testing.T) int {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sa.(*syscall.SockaddrInet4).Port
 }
 
 // stalledBackend answers connect and disconnect at once; message POSTs are read (their
