@@ -13,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/socketdock/socketdock/internal/redact"
 	"github.com/socketdock/socketdock/pkg/config"
 	"github.com/socketdock/socketdock/pkg/relay"
 )
@@ -59,7 +60,7 @@ func run(opts config.Options, log zerolog.Logger) error {
 		return err
 	}
 	log.Info().Str("version", version).Str("public", "ws://"+r.PublicAddr()+"/ws").Str("control", r.ControlAddr()).
-		Str("endpoint", opts.Endpoint).Str("backend", opts.Backend).Msg("socketdock listening")
+		Str("endpoint", redact.URI(opts.Endpoint)).Str("backend", opts.Backend).Msg("socketdock listening")
 
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)

@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -34,7 +35,9 @@ func (b *HTTP) Authorize(ctx context.Context, c *conntable.Conn) (int, error) {
 	req.Header.SetMethod(fasthttp.MethodPost)
 	req.Header.SetContentType("application/json")
 	req.SetBodyRaw(body)
-	b.sign(req, body)
+	eventID := c.ID + "-1" // the connection's first event: nothing is queued before its upgrade
+	b.setEvent(req, evConnect, eventID)
+	b.sign(req, evConnect, eventID, body, nil)
 
 	deadline := time.Now().Add(b.opts.Timeout)
 	ctxDeadline := false
@@ -48,12 +51,12 @@ func (b *HTTP) Authorize(ctx context.Context, c *conntable.Conn) (int, error) {
 		if errors.Is(err, fasthttp.ErrTimeout) {
 			b.m.BackendErrors.WithLabelValues("timeout").Inc()
 			if ctxDeadline { // the caller's time ran out, not the backend's per-attempt limit
-				return 0, fmt.Errorf("authorize POST %s: %w", b.opts.ConnectURI, context.DeadlineExceeded)
+				return 0, fmt.Errorf("authorize POST %s: %w", b.targets[evConnect].logURI, context.DeadlineExceeded)
 			}
 		} else {
 			b.m.BackendErrors.WithLabelValues("transport").Inc()
 		}
-		return 0, fmt.Errorf("authorize POST %s: %w", b.opts.ConnectURI, err)
+		return 0, fmt.Errorf("authorize POST %s: %w", b.targets[evConnect].logURI, err)
 	}
 	if s := resp.StatusCode(); s < 200 || s >= 300 {
 		b.m.BackendErrors.WithLabelValues(statusClass(s)).Inc()
@@ -61,15 +64,30 @@ func (b *HTTP) Authorize(ctx context.Context, c *conntable.Conn) (int, error) {
 	return resp.StatusCode(), nil
 }
 
-// sign adds the timestamp and HMAC headers when a secret is set. Each attempt is signed
-// afresh, so a retry after a backoff carries a current timestamp.
-func (b *HTTP) sign(req *fasthttp.Request, body []byte) {
+// setEvent adds the event kind and id headers, the same on every attempt of one POST.
+func (b *HTTP) setEvent(req *fasthttp.Request, kind eventKind, eventID string) {
+	req.Header.Set(HeaderEvent, kindNames[kind])
+	req.Header.Set(HeaderEventID, eventID)
+}
+
+// sign adds the timestamp and HMAC headers when a secret is set, for a body given whole or
+// as a stream (rewound after). Each attempt is signed afresh, so a retry after a backoff
+// carries a current timestamp (and the same event id).
+func (b *HTTP) sign(req *fasthttp.Request, kind eventKind, eventID string, body []byte, stream *messageStream) {
 	if len(b.opts.Secret) == 0 {
 		return
 	}
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	m := newMAC(b.opts.Secret, ts, kindNames[kind], eventID)
+	if stream != nil {
+		stream.rewind()
+		_, _ = stream.WriteTo(m) // a hash never fails to write
+		stream.rewind()
+	} else {
+		m.Write(body)
+	}
 	req.Header.Set(HeaderTimestamp, ts)
-	req.Header.Set(HeaderSignature, Sign(b.opts.Secret, ts, body))
+	req.Header.Set(HeaderSignature, "sha256="+hex.EncodeToString(m.Sum(nil)))
 }
 
 // forwardable returns the headers the connect POST may carry: all of them when allow is nil

@@ -12,22 +12,30 @@ import (
 // connTracker tells a pooled keep-alive connection (it has carried a response before) from a
 // fresh one. Only a failure on a pooled connection is the keep-alive race CONTRACT §3 lets us
 // retry: on a fresh connection the backend may have read the request and acted on it.
-// Entries are keyed by local address and never deleted: a new dial from the same port
-// resets its entry, and the ephemeral port range bounds the map.
+// Entries are keyed by both ends of the connection: with two backend hosts the kernel may
+// give one local port to a connection to each, and they must not share an entry. Entries are
+// never deleted: a new dial on the same pair of addresses resets its entry, and the ephemeral
+// port range times the backend addresses bounds the map.
 type connTracker struct {
 	mu     sync.RWMutex
-	pooled map[netip.AddrPort]bool
+	pooled map[connKey]bool
 }
 
-func newConnTracker() *connTracker { return &connTracker{pooled: make(map[netip.AddrPort]bool)} }
+// connKey is a TCP connection's local and remote address (comparable, no allocation).
+type connKey struct{ local, remote netip.AddrPort }
 
-// key is a connection's local address as a comparable value (no allocation).
-func key(a net.Addr) (netip.AddrPort, bool) {
-	t, ok := a.(*net.TCPAddr)
+func newConnTracker() *connTracker { return &connTracker{pooled: make(map[connKey]bool)} }
+
+func key(local, remote net.Addr) (connKey, bool) {
+	l, ok := local.(*net.TCPAddr)
 	if !ok {
-		return netip.AddrPort{}, false
+		return connKey{}, false
 	}
-	return t.AddrPort(), true
+	r, ok := remote.(*net.TCPAddr)
+	if !ok {
+		return connKey{}, false
+	}
+	return connKey{l.AddrPort(), r.AddrPort()}, true
 }
 
 // dialer returns a HostClient.Dial that records every new connection as fresh.
@@ -37,19 +45,24 @@ func (t *connTracker) dialer(timeout time.Duration) fasthttp.DialFunc {
 		if err != nil {
 			return nil, err
 		}
-		if k, ok := key(c.LocalAddr()); ok {
-			t.mu.Lock()
-			t.pooled[k] = false
-			t.mu.Unlock()
-		}
+		t.dialed(c)
 		return c, nil
 	}
 }
 
-// served records that the connection with local address a carried a complete response.
+// dialed records c as fresh.
+func (t *connTracker) dialed(c net.Conn) {
+	if k, ok := key(c.LocalAddr(), c.RemoteAddr()); ok {
+		t.mu.Lock()
+		t.pooled[k] = false
+		t.mu.Unlock()
+	}
+}
+
+// served records that the connection between local and remote carried a complete response.
 // After a connection's first response this is a read lock and a map lookup.
-func (t *connTracker) served(a net.Addr) {
-	k, ok := key(a)
+func (t *connTracker) served(local, remote net.Addr) {
+	k, ok := key(local, remote)
 	if !ok {
 		return
 	}
@@ -63,10 +76,10 @@ func (t *connTracker) served(a net.Addr) {
 	}
 }
 
-// wasPooled reports whether the connection with local address a had carried a response
+// wasPooled reports whether the connection between local and remote had carried a response
 // before; false for a fresh connection or none at all.
-func (t *connTracker) wasPooled(a net.Addr) bool {
-	k, ok := key(a)
+func (t *connTracker) wasPooled(local, remote net.Addr) bool {
+	k, ok := key(local, remote)
 	if !ok {
 		return false
 	}

@@ -2,6 +2,8 @@ package backend
 
 import (
 	"encoding/base64"
+	"hash/maphash"
+	"io"
 	"strconv"
 	"unicode/utf8"
 
@@ -33,56 +35,221 @@ func appendCallback(dst []byte, endpoint, id, verb string) []byte {
 // AppendMessage appends the message POST body. Text, and binary that is valid UTF-8, travel
 // as a JSON string; other binary travels base64-encoded with meta.encoding "base64".
 func AppendMessage(dst []byte, endpoint, id string, op conntable.MessageType, payload []byte) []byte {
+	b64 := op != conntable.Text && !utf8.Valid(payload)
+	dst = appendMessageHead(dst, endpoint, id, op, b64)
+	if b64 {
+		dst = base64.StdEncoding.AppendEncode(dst, payload)
+	} else {
+		dst = appendEscaped(dst, payload)
+	}
+	return append(dst, messageTail...)
+}
+
+// appendMessageHead appends the message body up to the message string's first character.
+func appendMessageHead(dst []byte, endpoint, id string, op conntable.MessageType, b64 bool) []byte {
 	dst = append(dst, `{"meta":{`...)
 	dst = appendMeta(dst, endpoint, id)
-	if op == conntable.Text {
-		dst = append(dst, `,"type":"text"},"message":`...)
-		return append(appendString(dst, payload), '}')
+	switch {
+	case op == conntable.Text:
+		dst = append(dst, `,"type":"text"`...)
+	case b64:
+		dst = append(dst, `,"type":"binary","encoding":"base64"`...)
+	default:
+		dst = append(dst, `,"type":"binary"`...)
 	}
-	if utf8.Valid(payload) {
-		dst = append(dst, `,"type":"binary"},"message":`...)
-		return append(appendString(dst, payload), '}')
+	return append(dst, `},"message":"`...)
+}
+
+const messageTail = `"}`
+
+// streamPiece is how many payload bytes a messageStream encodes at a time: a multiple of 3,
+// so base64 pieces join without padding; escaped, at most six times as many bytes.
+const streamPiece = 3 << 11
+
+// messageStream writes a message POST body piece by piece: the same bytes as AppendMessage,
+// without ever holding them all. Escaping can make a body six times its payload (a NUL is
+// \u0000), so a large payload is kept raw and encoded on the way out, as often as needed:
+// to measure it, to sign it, to send it (again, on a retry).
+type messageStream struct {
+	head    []byte
+	payload []byte
+	b64     bool
+	buf     []byte // the current piece
+	off     int    // payload bytes encoded so far
+	stage   int    // 0 head, 1 payload, 2 tail, 3 done
+	pending []byte // what Read has not returned yet of the current piece
+}
+
+func newMessageStream(endpoint, id string, op conntable.MessageType, payload []byte) *messageStream {
+	b64 := op != conntable.Text && !utf8.Valid(payload)
+	return &messageStream{
+		head:    appendMessageHead(nil, endpoint, id, op, b64),
+		payload: payload,
+		b64:     b64,
+		buf:     make([]byte, 0, 6*streamPiece),
 	}
-	dst = append(dst, `,"type":"binary","encoding":"base64"},"message":"`...)
-	dst = base64.StdEncoding.AppendEncode(dst, payload)
-	return append(dst, `"}`...)
+}
+
+// rewind starts the body over.
+func (m *messageStream) rewind() { m.off, m.stage, m.pending = 0, 0, nil }
+
+// next returns the body's next piece, nil at the end. The piece is valid until the next call.
+func (m *messageStream) next() []byte {
+	switch m.stage {
+	case 0:
+		m.stage = 1
+		return m.head
+	case 1:
+		if m.off < len(m.payload) {
+			end := min(m.off+streamPiece, len(m.payload))
+			if m.b64 {
+				m.buf = base64.StdEncoding.AppendEncode(m.buf[:0], m.payload[m.off:end])
+			} else {
+				for end < len(m.payload) && !utf8.RuneStart(m.payload[end]) {
+					end-- // the payload is valid UTF-8: never split a character
+				}
+				m.buf = appendEscaped(m.buf[:0], m.payload[m.off:end])
+			}
+			m.off = end
+			return m.buf
+		}
+		m.stage = 2
+		return m.next()
+	case 2:
+		m.stage = 3
+		return []byte(messageTail)
+	}
+	return nil
+}
+
+// WriteTo writes the rest of the body to w; fasthttp sends a body stream with it.
+func (m *messageStream) WriteTo(w io.Writer) (int64, error) {
+	var n int64
+	if len(m.pending) > 0 {
+		k, err := w.Write(m.pending)
+		n += int64(k)
+		m.pending = nil
+		if err != nil {
+			return n, err
+		}
+	}
+	for p := m.next(); p != nil; p = m.next() {
+		k, err := w.Write(p)
+		n += int64(k)
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// Read makes messageStream an io.Reader, as fasthttp's SetBodyStream asks.
+func (m *messageStream) Read(p []byte) (int, error) {
+	for len(m.pending) == 0 {
+		m.pending = m.next()
+		if m.pending == nil {
+			return 0, io.EOF
+		}
+	}
+	n := copy(p, m.pending)
+	m.pending = m.pending[n:]
+	return n, nil
+}
+
+// size is the body's length in bytes (one encoding pass); the stream is rewound.
+func (m *messageStream) size() int {
+	m.rewind()
+	n := 0
+	for p := m.next(); p != nil; p = m.next() {
+		n += len(p)
+	}
+	m.rewind()
+	return n
 }
 
 // AppendConnect appends the connect POST body, headers included (repeated names joined
-// with ", ", as HTTP allows).
+// with ", ", as HTTP allows, keys in order of first appearance).
 func AppendConnect(dst []byte, endpoint, id string, headers [][2]string) []byte {
+	dst, _ = appendConnect(dst, endpoint, id, headers)
+	return dst
+}
+
+// stackHeaders is the largest head linked in arrays on the stack; a bigger one costs one
+// allocation.
+const stackHeaders = 32
+
+// appendConnect is AppendConnect that also reports how many header names it compared (the
+// test's proof that the work is linear in the header count).
+func appendConnect(dst []byte, endpoint, id string, headers [][2]string) ([]byte, int) {
+	var linkBuf [2 * stackHeaders]int32
+	var slotBuf [2 * stackHeaders]int32
+	n := len(headers)
+	links, slots := linkBuf[:], slotBuf[:]
+	if n > stackHeaders {
+		size := 2 * stackHeaders
+		for size < 2*n {
+			size *= 2
+		}
+		all := make([]int32, 2*n+size)
+		links, slots = all[:2*n], all[2*n:]
+	}
+	next, tail := links[:n], links[n:2*n]
+	compares := linkRepeats(headers, next, tail, slots)
+
 	dst = append(dst, `{"meta":{`...)
 	dst = appendMeta(dst, endpoint, id)
 	dst = append(dst, `,"headers":{`...)
 	first := true
 	for i, h := range headers {
-		if seenBefore(headers[:i], h[0]) {
-			continue
+		if tail[i] < 0 {
+			continue // a repeat: written with its name's first appearance
 		}
 		if !first {
 			dst = append(dst, ',')
 		}
 		first = false
 		dst = appendString(dst, h[0])
-		dst = append(dst, ':')
-		value := h[1]
-		for _, later := range headers[i+1:] {
-			if later[0] == h[0] {
-				value += ", " + later[1]
-			}
+		dst = append(dst, ':', '"')
+		dst = appendEscaped(dst, h[1])
+		for j := next[i]; j != 0; j = next[j-1] {
+			dst = append(dst, ", "...)
+			dst = appendEscaped(dst, headers[j-1][1])
 		}
-		dst = appendString(dst, value)
+		dst = append(dst, '"')
 	}
-	return append(dst, "}}}"...)
+	return append(dst, "}}}"...), compares
 }
 
-func seenBefore(headers [][2]string, name string) bool {
-	for _, h := range headers {
-		if h[0] == name {
-			return true
+// headerSeed keys the header-name hash, so a client cannot choose names that collide.
+var headerSeed = maphash.MakeSeed()
+
+// linkRepeats groups headers by name in one pass, with a hash table of each name's first
+// appearance (slots: index+1, 0 empty; a power of two at least twice the header count, so
+// probes stay short). A first appearance i gets tail[i], the last header of its name so far;
+// a repeat gets tail -1 and is chained from the one before it by next (index+1, 0 ends).
+// It returns the number of names compared.
+func linkRepeats(headers [][2]string, next, tail, slots []int32) (compares int) {
+	mask := uint64(len(slots) - 1)
+	clear(slots)
+	for i, h := range headers {
+		next[i] = 0
+		for s := maphash.String(headerSeed, h[0]) & mask; ; s = (s + 1) & mask {
+			f := slots[s]
+			if f == 0 {
+				slots[s] = int32(i + 1)
+				tail[i] = int32(i)
+				break
+			}
+			compares++
+			if first := f - 1; headers[first][0] == h[0] {
+				next[tail[first]] = int32(i + 1)
+				tail[first] = int32(i)
+				tail[i] = -1
+				break
+			}
 		}
 	}
-	return false
+	return compares
 }
 
 // AppendDisconnect appends the disconnect POST body.
@@ -101,6 +268,12 @@ const hexDigits = "0123456789abcdef"
 // becomes U+FFFD, as encoding/json does.
 func appendString[T string | []byte](dst []byte, s T) []byte {
 	dst = append(dst, '"')
+	dst = appendEscaped(dst, s)
+	return append(dst, '"')
+}
+
+// appendEscaped appends s escaped for the inside of a JSON string.
+func appendEscaped[T string | []byte](dst []byte, s T) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
@@ -136,6 +309,5 @@ func appendString[T string | []byte](dst []byte, s T) []byte {
 		i++
 		start = i
 	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
+	return append(dst, s[start:]...)
 }

@@ -27,6 +27,12 @@ func FuzzEncodeMessage(f *testing.F) {
 			op = conntable.Text
 		}
 		body := AppendMessage(nil, endpoint, id, op, payload)
+		var streamed bytes.Buffer // what a large message is sent as: the same bytes
+		if s := newMessageStream(endpoint, id, op, payload); s.size() != len(body) {
+			t.Fatalf("stream size %d, body %d", s.size(), len(body))
+		} else if _, _ = s.WriteTo(&streamed); !bytes.Equal(streamed.Bytes(), body) {
+			t.Fatalf("streamed body differs:\n%q\n%q", streamed.Bytes(), body)
+		}
 		var msg struct {
 			Meta struct {
 				ConnectionID string `json:"connection_id"`

@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
+	"github.com/socketdock/socketdock/internal/redact"
 	"github.com/socketdock/socketdock/pkg/conntable"
 	"github.com/socketdock/socketdock/pkg/metrics"
 )
@@ -36,7 +37,7 @@ type HTTPOptions struct {
 	RetryMaxDelay   time.Duration // largest backoff and Retry-After honoured; default 5s
 	MaxConns        int           // connections per backend host; default 512
 	MaxQueue        int           // queued messages per client connection; default 256
-	MaxQueueBytes   int           // queued message bytes (JSON bodies) per client connection; default 8 MiB
+	MaxQueueBytes   int           // message bytes per client connection, queued or being POSTed; default 8 MiB
 	MaxResponseBody int           // default 4 MiB
 	ReplyInResponse bool
 
@@ -80,6 +81,7 @@ var kindNames = [...]string{evConnect: "connect", evMessage: "message", evDiscon
 // by URIs on the same host), and its latency histogram.
 type target struct {
 	uri     string
+	logURI  string // uri without userinfo, query and fragment, for errors and logs
 	client  *fasthttp.HostClient
 	latency prometheus.Observer
 }
@@ -87,15 +89,27 @@ type target struct {
 type event struct {
 	kind eventKind
 	op   conntable.MessageType // of a message, to pick the reply's frame type
-	body []byte                // the JSON body, encoded on the event loop
+	raw  bool                  // data is a message's payload, streamed as JSON when POSTed (see connQueue)
+	seq  uint64                // the event's number on its connection, from 1: its id is <connection_id>-<seq>
+	data []byte                // the JSON body, encoded on the event loop; or the payload, when raw
 }
 
 // connQueue is the per-connection state kept in Conn.BackendState.
+//
+// The inbound bound counts the bytes the relay holds for a connection's messages, queued
+// or being POSTed, as they are held. A message of up to streamAbove bytes is held as its
+// JSON body, encoded on the event loop (the payload must be copied there anyway; encoding
+// is that copy), and counted at the body's size: escaping can make it six times the
+// payload (a NUL is \u0000), and that is what is held. A larger message is held as a copy
+// of its payload and streamed into JSON when POSTed (messageStream), so escaping neither
+// multiplies what is held nor stalls the loop. One message always fits when nothing is
+// held: a connection holds at most max(MaxQueueBytes, one message) and a stream buffer.
 type connQueue struct {
 	mu       sync.Mutex
+	seq      uint64 // events queued so far
 	events   []event
 	messages int  // queued message events
-	bytes    int  // their bodies' size
+	bytes    int  // bytes held for queued messages and the one being POSTed
 	running  bool // a goroutine is serving the queue
 	failed   bool // a POST failed for good; the client was told, later messages are not sent
 }
@@ -157,7 +171,7 @@ func NewHTTP(opts HTTPOptions) (*HTTP, error) {
 			byHost[key] = hc
 			b.clients = append(b.clients, hc)
 		}
-		b.targets[kind] = target{uri: uri, client: hc, latency: opts.Metrics.BackendLatency.WithLabelValues(kindNames[kind])}
+		b.targets[kind] = target{uri: uri, logURI: redact.URI(uri), client: hc, latency: opts.Metrics.BackendLatency.WithLabelValues(kindNames[kind])}
 	}
 	return b, nil
 }
@@ -166,17 +180,17 @@ func NewHTTP(opts HTTPOptions) (*HTTP, error) {
 func hostOf(uri string) (key, addr string, tls bool, err error) {
 	u, err := url.Parse(uri)
 	if err != nil {
-		return "", "", false, fmt.Errorf("backend URI %q: %w", uri, err)
+		return "", "", false, fmt.Errorf("backend URI %s: not a URL", redact.URI(uri)) // err repeats the URI
 	}
 	switch u.Scheme {
 	case "http":
 	case "https":
 		tls = true
 	default:
-		return "", "", false, fmt.Errorf("backend URI %q: scheme must be http or https", uri)
+		return "", "", false, fmt.Errorf("backend URI %s: scheme must be http or https", redact.URI(uri))
 	}
 	if u.Host == "" {
-		return "", "", false, fmt.Errorf("backend URI %q: no host", uri)
+		return "", "", false, fmt.Errorf("backend URI %s: no host", redact.URI(uri))
 	}
 	addr = u.Host
 	if u.Port() == "" {
@@ -200,20 +214,27 @@ func queueOf(c *conntable.Conn) *connQueue {
 	return q
 }
 
-// Opened queues the connect POST when a connect URI is set, and forgets the headers.
+// Opened queues the connect POST when a connect URI is set, and forgets the headers. An
+// authorized connection's connect POST, its event 1, happened in Authorize.
 func (b *HTTP) Opened(c *conntable.Conn) {
 	if b.opts.ConnectURI != "" && !b.opts.Authorize {
 		body := AppendConnect(nil, b.opts.Endpoint, c.ID, forwardable(c.Headers, b.opts.ForwardHeaders))
-		b.enqueue(c, queueOf(c), event{kind: evConnect, body: body})
+		b.enqueue(c, queueOf(c), event{kind: evConnect, data: body})
 	}
 	c.Headers = nil
 }
 
-// Message queues the message POST; it fails with ErrInboundFull when the queue is at its
-// bound in messages or bytes. A single message always fits an empty queue.
+// Message queues the message POST; it fails with ErrInboundFull when the connection is at
+// its bound in messages or bytes. A single message always fits when the connection holds
+// nothing.
 func (b *HTTP) Message(c *conntable.Conn, op conntable.MessageType, payload []byte) (Reply, bool, error) {
-	body := AppendMessage(make([]byte, 0, jsonSize(len(payload))), b.opts.Endpoint, c.ID, op, payload)
-	if !b.enqueue(c, queueOf(c), event{kind: evMessage, op: op, body: body}) {
+	ev := event{kind: evMessage, op: op}
+	if len(payload) > streamAbove {
+		ev.raw, ev.data = true, append([]byte(nil), payload...)
+	} else {
+		ev.data = AppendMessage(make([]byte, 0, jsonSize(len(payload))), b.opts.Endpoint, c.ID, op, payload)
+	}
+	if !b.enqueue(c, queueOf(c), ev) {
 		return Reply{}, false, ErrInboundFull
 	}
 	return Reply{}, false, nil
@@ -222,25 +243,35 @@ func (b *HTTP) Message(c *conntable.Conn, op conntable.MessageType, payload []by
 // jsonSize guesses a message body's size: base64 growth plus the meta object.
 func jsonSize(n int) int { return n*4/3 + 256 }
 
+// streamAbove is the largest payload whose JSON body is built whole, on the event loop; a
+// larger one is streamed when POSTed.
+const streamAbove = 64 << 10
+
 // Closed queues the disconnect POST, after everything the connection queued before.
 func (b *HTTP) Closed(c *conntable.Conn, code int, reason string) {
 	if b.opts.DisconnectURI == "" {
 		return
 	}
-	b.enqueue(c, queueOf(c), event{kind: evDisconnect, body: AppendDisconnect(nil, c.ID, code, reason)})
+	b.enqueue(c, queueOf(c), event{kind: evDisconnect, data: AppendDisconnect(nil, c.ID, code, reason)})
 }
 
 // enqueue adds ev to c's queue and starts its goroutine if none runs. A message is refused
-// (false) when the queue is at its bound in messages or bytes; one always fits an empty queue.
+// (false) when MaxQueue messages wait or the bytes held would pass MaxQueueBytes; one always
+// fits when nothing is held.
 func (b *HTTP) enqueue(c *conntable.Conn, q *connQueue, ev event) bool {
 	q.mu.Lock()
 	if ev.kind == evMessage {
-		if q.messages >= b.opts.MaxQueue || (q.messages > 0 && q.bytes+cap(ev.body) > b.opts.MaxQueueBytes) {
+		if q.messages >= b.opts.MaxQueue || (q.bytes > 0 && q.bytes+len(ev.data) > b.opts.MaxQueueBytes) {
 			q.mu.Unlock()
 			return false
 		}
 		q.messages++
-		q.bytes += cap(ev.body)
+		q.bytes += len(ev.data)
+	}
+	q.seq++
+	ev.seq = q.seq
+	if b.opts.Authorize {
+		ev.seq++ // the connect POST in Authorize was event 1
 	}
 	q.events = append(q.events, ev)
 	start := !q.running
@@ -256,8 +287,11 @@ func (b *HTTP) enqueue(c *conntable.Conn, q *connQueue, ev event) bool {
 // serve delivers a connection's events one at a time until its queue is empty.
 func (b *HTTP) serve(c *conntable.Conn, q *connQueue) {
 	defer b.idle()
+	posted := 0 // bytes held for the message just POSTed, counted until its POST ended
 	for {
 		q.mu.Lock()
+		q.bytes -= posted
+		posted = 0
 		if len(q.events) == 0 {
 			q.running = false
 			q.events = nil // an idle connection keeps no queue memory
@@ -269,21 +303,21 @@ func (b *HTTP) serve(c *conntable.Conn, q *connQueue) {
 		q.events = q.events[1:]
 		if ev.kind == evMessage {
 			q.messages--
-			q.bytes -= cap(ev.body)
+			posted = len(ev.data)
 		}
 		failed := q.failed
 		q.mu.Unlock()
 
 		switch ev.kind {
 		case evConnect:
-			if _, err := b.post(ev.kind, ev.body); err != nil {
+			if _, err := b.post(c.ID, ev); err != nil {
 				b.fail(c, q, err)
 			}
 		case evMessage:
 			if failed {
 				continue // the client already has a close code saying messages were not delivered
 			}
-			resp, err := b.post(ev.kind, ev.body)
+			resp, err := b.post(c.ID, ev)
 			if err != nil {
 				b.fail(c, q, err)
 				continue
@@ -292,7 +326,7 @@ func (b *HTTP) serve(c *conntable.Conn, q *connQueue) {
 				b.replyInResponse(c, resp)
 			}
 		case evDisconnect:
-			if _, err := b.post(ev.kind, ev.body); err != nil {
+			if _, err := b.post(c.ID, ev); err != nil {
 				b.log.Warn().Str("connection_id", c.ID).Err(err).Msg("disconnect POST failed")
 			}
 		}
@@ -367,19 +401,31 @@ type postResult struct {
 	body        []byte // nil when empty
 }
 
-// post delivers one body, retrying what CONTRACT §3 allows: transport failures before the
-// request went out, and 429/503 answers, with capped exponential backoff and full jitter.
-func (b *HTTP) post(kind eventKind, body []byte) (postResult, error) {
+// post delivers one event of connection id, retrying what CONTRACT §3 allows: transport
+// failures before the request went out, and 429/503 answers, with capped exponential
+// backoff and full jitter. Every attempt carries the same event id. A raw message is
+// streamed (connQueue says why).
+func (b *HTTP) post(id string, ev event) (postResult, error) {
+	kind, body := ev.kind, ev.data
+	var stream *messageStream
+	streamSize := 0
+	if ev.raw {
+		body = nil
+		stream = newMessageStream(b.opts.Endpoint, id, ev.op, ev.data)
+		streamSize = stream.size()
+	}
+	eventID := id + "-" + strconv.FormatUint(ev.seq, 10)
 	tg := &b.targets[kind]
-	hc, uri := tg.client, tg.uri
+	hc, logURI := tg.client, tg.logURI
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI(uri)
+	req.SetRequestURI(tg.uri)
 	req.Header.SetMethod(fasthttp.MethodPost)
 	req.Header.SetContentType("application/json")
 	req.SetBodyRaw(body)
+	b.setEvent(req, kind, eventID)
 
 	latency := tg.latency
 	raceRetried := false // the keep-alive race is retried once; a second reset is the backend's doing
@@ -387,12 +433,16 @@ func (b *HTTP) post(kind eventKind, body []byte) (postResult, error) {
 		if attempt > 0 {
 			b.m.BackendRetries.Inc()
 		}
-		b.sign(req, body)
+		if stream != nil {
+			stream.rewind()
+			req.SetBodyStream(stream, streamSize) // consumed by each attempt
+		}
+		b.sign(req, kind, eventID, body, stream)
 		start := time.Now()
 		err := hc.DoTimeout(req, resp, b.opts.Timeout)
 		latency.Observe(time.Since(start).Seconds())
 		if err == nil {
-			b.conns.served(resp.LocalAddr())
+			b.conns.served(resp.LocalAddr(), resp.RemoteAddr())
 		}
 		var wait time.Duration
 		switch {
@@ -416,8 +466,8 @@ func (b *HTTP) post(kind eventKind, body []byte) (postResult, error) {
 			if s >= 400 && s < 500 {
 				code = conntable.ClosePolicyViolation
 			}
-			return postResult{}, &DeliveryError{Code: code, Reason: "backend answered " + statusText(s), Err: fmt.Errorf("POST %s: status %d", uri, s)}
-		case retryable(err, b.conns.wasPooled(resp.LocalAddr()) && !raceRetried):
+			return postResult{}, &DeliveryError{Code: code, Reason: "backend answered " + statusText(s), Err: fmt.Errorf("POST %s: status %d", logURI, s)}
+		case retryable(err, b.conns.wasPooled(resp.LocalAddr(), resp.RemoteAddr()) && !raceRetried):
 			raceRetried = raceRetried || isReset(err)
 			b.m.BackendErrors.WithLabelValues("transport").Inc()
 			// A pooled connection the backend had closed (its keep-alive timeout is shorter
@@ -425,14 +475,14 @@ func (b *HTTP) post(kind eventKind, body []byte) (postResult, error) {
 			// retry can pick another dead connection and exhaust the budget (soak finding).
 			hc.CloseIdleConnections()
 			if attempt >= b.opts.Retries {
-				return postResult{}, &DeliveryError{Code: conntable.CloseInternalError, Reason: "backend unreachable", Err: fmt.Errorf("POST %s: %w", uri, err)}
+				return postResult{}, &DeliveryError{Code: conntable.CloseInternalError, Reason: "backend unreachable", Err: fmt.Errorf("POST %s: %w", logURI, err)}
 			}
 		case errors.Is(err, fasthttp.ErrTimeout):
 			b.m.BackendErrors.WithLabelValues("timeout").Inc()
-			return postResult{}, &DeliveryError{Code: conntable.CloseInternalError, Reason: "backend timeout", Err: fmt.Errorf("POST %s: %w", uri, err)}
+			return postResult{}, &DeliveryError{Code: conntable.CloseInternalError, Reason: "backend timeout", Err: fmt.Errorf("POST %s: %w", logURI, err)}
 		default:
 			b.m.BackendErrors.WithLabelValues("transport").Inc()
-			return postResult{}, &DeliveryError{Code: conntable.CloseInternalError, Reason: "backend failed", Err: fmt.Errorf("POST %s: %w", uri, err)}
+			return postResult{}, &DeliveryError{Code: conntable.CloseInternalError, Reason: "backend failed", Err: fmt.Errorf("POST %s: %w", logURI, err)}
 		}
 		time.Sleep(b.backoff(attempt, wait))
 	}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/socketdock/socketdock/internal/redact"
 )
 
 // Options is everything the relay can be told at startup.
@@ -122,7 +124,7 @@ func (o *Options) flagSet() *flag.FlagSet {
 	fs.IntVar(&o.BackendRetries, "backend-retries", o.BackendRetries, "retries of a POST that failed before reaching the backend, or got 429/503")
 	fs.IntVar(&o.BackendMaxConns, "backend-max-conns", o.BackendMaxConns, "connections to each backend host")
 	fs.IntVar(&o.MaxInboundQueue, "max-inbound-queue", o.MaxInboundQueue, "messages a client may have waiting for the backend before it is closed with 1013")
-	fs.IntVar(&o.MaxInboundBytes, "max-inbound-bytes", o.MaxInboundBytes, "bytes a client may have waiting for the backend before it is closed with 1013")
+	fs.IntVar(&o.MaxInboundBytes, "max-inbound-bytes", o.MaxInboundBytes, "message bytes a client may have queued or in flight to the backend before it is closed with 1013")
 	fs.IntVar(&o.MaxMessageSize, "max-message-size", o.MaxMessageSize, "largest message in bytes, either way (1009 for a client over it)")
 	fs.IntVar(&o.MaxOutboundBytes, "max-outbound-bytes", o.MaxOutboundBytes, "bytes buffered for a slow client before /send answers 503 (default: max-message-size+1024)")
 	fs.IntVar(&o.MaxHeaderBytes, "max-header-bytes", o.MaxHeaderBytes, "largest upgrade request head in bytes")
@@ -140,7 +142,7 @@ func (o *Options) flagSet() *flag.FlagSet {
 	fs.StringVar(&o.ControlTokenFile, "control-token-file", o.ControlTokenFile, "file holding the control token")
 	fs.BoolVar(&o.ControlInsecure, "control-insecure", o.ControlInsecure, "allow a control listener beyond loopback without a control token (refused otherwise)")
 	fs.IntVar(&o.ControlMaxConns, "control-max-conns", o.ControlMaxConns, "control connections served at once; more get 503")
-	fs.StringVar(&o.BackendSecret, "backend-secret", o.BackendSecret, "key that signs every backend POST (X-SocketDock-Signature: sha256=HMAC of timestamp.body)")
+	fs.StringVar(&o.BackendSecret, "backend-secret", o.BackendSecret, "key that signs every backend POST (X-SocketDock-Signature: sha256=HMAC of timestamp.event.event_id.body)")
 	fs.StringVar(&o.BackendSecretFile, "backend-secret-file", o.BackendSecretFile, "file holding the backend secret")
 	fs.StringVar(&o.ConnectMode, "connect-mode", o.ConnectMode, "notify: connect POST after the upgrade; authorize: before the 101, a non-2xx answer refuses the upgrade")
 	fs.StringVar(&o.AllowedOrigins, "allowed-origins", o.AllowedOrigins, "comma-separated Origin values allowed to upgrade, or * (default: any); others get 403")
@@ -317,16 +319,16 @@ func (o *Options) finish() error {
 	for _, u := range []struct{ flag, val string }{{"message-uri", o.MessageURI}, {"connect-uri", o.ConnectURI}, {"disconnect-uri", o.DisconnectURI}} {
 		if u.val != "" {
 			if err := checkURL(u.val); err != nil {
-				return fmt.Errorf("--%s %q: %v", u.flag, u.val, err)
+				return fmt.Errorf("--%s %s: %v", u.flag, redact.URI(u.val), err)
 			}
 		}
 	}
 	if err := checkURL(o.Endpoint); err != nil {
-		return fmt.Errorf("--endpoint %q: %v", o.Endpoint, err)
+		return fmt.Errorf("--endpoint %s: %v", redact.URI(o.Endpoint), err)
 	}
 	if o.endpointIsPublic() {
 		return fmt.Errorf("--endpoint %s points at the public port %d; the control API listens on %s",
-			o.Endpoint, o.BindPort, net.JoinHostPort(o.ControlBindIP, strconv.Itoa(o.ControlBindPort)))
+			redact.URI(o.Endpoint), o.BindPort, net.JoinHostPort(o.ControlBindIP, strconv.Itoa(o.ControlBindPort)))
 	}
 	return nil
 }

@@ -105,7 +105,8 @@ func waitConnectID(t testing.TB, b *fakeBackend, n int) string {
 }
 
 // --backend-secret: connect, message and disconnect POSTs all verify with the exported
-// VerifySignature the docs' Go example uses; a relay without the secret sends no signature.
+// VerifySignature the docs' Go example uses, each only as its own kind of event; a relay
+// without the secret sends no signature.
 func TestSecurityBackendRequestsSigned(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "secret")
 	os.WriteFile(file, []byte("from-file-secret\n"), 0o600)
@@ -128,12 +129,17 @@ func TestSecurityBackendRequestsSigned(t *testing.T) {
 			eventually(t, 5*time.Second, "disconnect POST", func() bool { return len(b.on("/disconnect")) == 1 })
 			all := append(append(b.on("/connect"), b.on("/message")...), b.on("/disconnect")...)
 			for _, p := range all {
-				ts, sig := p.Header.Get(backend.HeaderTimestamp), p.Header.Get(backend.HeaderSignature)
-				if err := backend.VerifySignature([]byte(tc.secret), ts, p.Raw, sig, time.Minute); err != nil {
-					t.Errorf("%s: %v (timestamp %q signature %q)", p.Path, err, ts, sig)
+				kind := strings.TrimPrefix(p.Path, "/")
+				if err := backend.VerifySignature([]byte(tc.secret), kind, p.Header.Get, p.Raw, time.Minute); err != nil {
+					t.Errorf("%s: %v (headers %v)", p.Path, err, p.Header)
 				}
-				if err := backend.VerifySignature([]byte("not-"+tc.secret), ts, p.Raw, sig, time.Minute); err == nil {
+				if err := backend.VerifySignature([]byte("not-"+tc.secret), kind, p.Header.Get, p.Raw, time.Minute); err == nil {
 					t.Errorf("%s verifies under the wrong secret", p.Path)
+				}
+				for _, other := range []string{"connect", "message", "disconnect"} {
+					if err := backend.VerifySignature([]byte(tc.secret), other, p.Header.Get, p.Raw, time.Minute); other != kind && err == nil {
+						t.Errorf("%s POST verifies as %s", p.Path, other)
+					}
 				}
 			}
 		})
