@@ -12,14 +12,27 @@ import (
 
 // The JSON bodies of CONTRACT §3, appended by hand: one allocation-free pass per message.
 
-// appendMeta appends `"connection_id":..,"send":..,"disconnect":..` (no braces).
-func appendMeta(dst []byte, endpoint, id string) []byte {
+// Subject is the connection a body speaks of: its id, the transport it came by ("ws",
+// "poll"), and the control endpoint through which the backend answers it.
+type Subject struct {
+	Endpoint, ID, Transport string
+}
+
+// SubjectOf is c's subject, answered through endpoint.
+func SubjectOf(endpoint string, c *conntable.Conn) Subject {
+	return Subject{Endpoint: endpoint, ID: c.ID, Transport: c.Transport.Name()}
+}
+
+// appendMeta appends `"connection_id":..,"send":..,"disconnect":..,"transport":..` (no braces).
+func appendMeta(dst []byte, s Subject) []byte {
 	dst = append(dst, `"connection_id":"`...)
-	dst = append(dst, id...)
+	dst = append(dst, s.ID...)
 	dst = append(dst, `","send":`...)
-	dst = appendCallback(dst, endpoint, id, "send")
+	dst = appendCallback(dst, s.Endpoint, s.ID, "send")
 	dst = append(dst, `,"disconnect":`...)
-	return appendCallback(dst, endpoint, id, "disconnect")
+	dst = appendCallback(dst, s.Endpoint, s.ID, "disconnect")
+	dst = append(dst, `,"transport":`...)
+	return appendString(dst, s.Transport)
 }
 
 func appendCallback(dst []byte, endpoint, id, verb string) []byte {
@@ -34,9 +47,9 @@ func appendCallback(dst []byte, endpoint, id, verb string) []byte {
 
 // AppendMessage appends the message POST body. Text, and binary that is valid UTF-8, travel
 // as a JSON string; other binary travels base64-encoded with meta.encoding "base64".
-func AppendMessage(dst []byte, endpoint, id string, op conntable.MessageType, payload []byte) []byte {
+func AppendMessage(dst []byte, s Subject, op conntable.MessageType, payload []byte) []byte {
 	b64 := op != conntable.Text && !utf8.Valid(payload)
-	dst = appendMessageHead(dst, endpoint, id, op, b64)
+	dst = appendMessageHead(dst, s, op, b64)
 	if b64 {
 		dst = base64.StdEncoding.AppendEncode(dst, payload)
 	} else {
@@ -46,9 +59,9 @@ func AppendMessage(dst []byte, endpoint, id string, op conntable.MessageType, pa
 }
 
 // appendMessageHead appends the message body up to the message string's first character.
-func appendMessageHead(dst []byte, endpoint, id string, op conntable.MessageType, b64 bool) []byte {
+func appendMessageHead(dst []byte, s Subject, op conntable.MessageType, b64 bool) []byte {
 	dst = append(dst, `{"meta":{`...)
-	dst = appendMeta(dst, endpoint, id)
+	dst = appendMeta(dst, s)
 	switch {
 	case op == conntable.Text:
 		dst = append(dst, `,"type":"text"`...)
@@ -80,10 +93,10 @@ type messageStream struct {
 	pending []byte // what Read has not returned yet of the current piece
 }
 
-func newMessageStream(endpoint, id string, op conntable.MessageType, payload []byte) *messageStream {
+func newMessageStream(s Subject, op conntable.MessageType, payload []byte) *messageStream {
 	b64 := op != conntable.Text && !utf8.Valid(payload)
 	return &messageStream{
-		head:    appendMessageHead(nil, endpoint, id, op, b64),
+		head:    appendMessageHead(nil, s, op, b64),
 		payload: payload,
 		b64:     b64,
 		buf:     make([]byte, 0, 6*streamPiece),
@@ -167,10 +180,11 @@ func (m *messageStream) size() int {
 	return n
 }
 
-// AppendConnect appends the connect POST body, headers included (repeated names joined
-// with ", ", as HTTP allows, keys in order of first appearance).
-func AppendConnect(dst []byte, endpoint, id string, headers [][2]string) []byte {
-	dst, _ = appendConnect(dst, endpoint, id, headers)
+// AppendConnect appends the connect POST body: meta.path (the request's path and query) and
+// the headers (repeated names joined with ", ", as HTTP allows, keys in order of first
+// appearance).
+func AppendConnect(dst []byte, s Subject, path string, headers [][2]string) []byte {
+	dst, _ = appendConnect(dst, s, path, headers)
 	return dst
 }
 
@@ -180,7 +194,7 @@ const stackHeaders = 32
 
 // appendConnect is AppendConnect that also reports how many header names it compared (the
 // test's proof that the work is linear in the header count).
-func appendConnect(dst []byte, endpoint, id string, headers [][2]string) ([]byte, int) {
+func appendConnect(dst []byte, s Subject, path string, headers [][2]string) ([]byte, int) {
 	var linkBuf [2 * stackHeaders]int32
 	var slotBuf [2 * stackHeaders]int32
 	n := len(headers)
@@ -197,7 +211,9 @@ func appendConnect(dst []byte, endpoint, id string, headers [][2]string) ([]byte
 	compares := linkRepeats(headers, next, tail, slots)
 
 	dst = append(dst, `{"meta":{`...)
-	dst = appendMeta(dst, endpoint, id)
+	dst = appendMeta(dst, s)
+	dst = append(dst, `,"path":`...)
+	dst = appendString(dst, path)
 	dst = append(dst, `,"headers":{`...)
 	first := true
 	for i, h := range headers {
@@ -253,10 +269,12 @@ func linkRepeats(headers [][2]string, next, tail, slots []int32) (compares int) 
 }
 
 // AppendDisconnect appends the disconnect POST body.
-func AppendDisconnect(dst []byte, id string, code int, reason string) []byte {
+func AppendDisconnect(dst []byte, s Subject, code int, reason string) []byte {
 	dst = append(dst, `{"connection_id":"`...)
-	dst = append(dst, id...)
-	dst = append(dst, `","code":`...)
+	dst = append(dst, s.ID...)
+	dst = append(dst, `","transport":`...)
+	dst = appendString(dst, s.Transport)
+	dst = append(dst, `,"code":`...)
 	dst = strconv.AppendInt(dst, int64(code), 10)
 	dst = append(dst, `,"reason":`...)
 	return append(appendString(dst, reason), '}')

@@ -27,7 +27,7 @@ func TestAppendMessageDecodes(t *testing.T) {
 		{conntable.Binary, []byte{0xff, 0x00, 0x80}, "binary", "base64"},
 	}
 	for _, tc := range cases {
-		body := AppendMessage(nil, "http://h:1/x", testID, tc.op, tc.payload)
+		body := AppendMessage(nil, Subject{"http://h:1/x", testID, "ws"}, tc.op, tc.payload)
 		var got struct {
 			Meta    map[string]string
 			Message string
@@ -51,7 +51,7 @@ func TestAppendMessageDecodes(t *testing.T) {
 }
 
 func TestAppendConnectJoinsRepeatedHeadersAndFixesBadUTF8(t *testing.T) {
-	body := AppendConnect(nil, "http://h", testID, [][2]string{{"x-a", "1"}, {"x-b", "\xff"}, {"x-a", "2"}})
+	body := AppendConnect(nil, Subject{"http://h", testID, "ws"}, "/ws", [][2]string{{"x-a", "1"}, {"x-b", "\xff"}, {"x-a", "2"}})
 	var got struct {
 		Meta struct{ Headers map[string]string }
 	}
@@ -80,7 +80,7 @@ func BenchmarkAppendMessage(b *testing.B) {
 				b.SetBytes(int64(size))
 				b.ReportAllocs()
 				for b.Loop() {
-					buf = AppendMessage(buf[:0], "http://127.0.0.1:8766", testID, op, payload)
+					buf = AppendMessage(buf[:0], Subject{"http://127.0.0.1:8766", testID, "ws"}, op, payload)
 				}
 			})
 		}
@@ -104,10 +104,10 @@ func BenchmarkAppendConnect(b *testing.B) {
 	for _, n := range []int{10, 100, 1500} {
 		b.Run(strconv.Itoa(n), func(b *testing.B) {
 			headers := upgradeHeaders(n)
-			buf := AppendConnect(nil, "http://127.0.0.1:8766", testID, headers)
+			buf := AppendConnect(nil, Subject{"http://127.0.0.1:8766", testID, "ws"}, "/ws", headers)
 			b.ReportAllocs()
 			for b.Loop() {
-				buf = AppendConnect(buf[:0], "http://127.0.0.1:8766", testID, headers)
+				buf = AppendConnect(buf[:0], Subject{"http://127.0.0.1:8766", testID, "ws"}, "/ws", headers)
 			}
 		})
 	}
@@ -162,7 +162,7 @@ func TestAppendConnectMatchesReference(t *testing.T) {
 		}
 		return s.String()
 	}
-	empty := AppendConnect(nil, "http://h:1", testID, nil)
+	empty := AppendConnect(nil, Subject{"http://h:1", testID, "ws"}, "/ws", nil)
 	prefix := empty[:len(empty)-len("{}}}")]
 	for _, n := range []int{0, 1, 2, 7, 64, 1500} {
 		for _, names := range []int{1, 3, n/2 + 1, n + 1} { // from all-repeated to all-distinct
@@ -176,7 +176,7 @@ func TestAppendConnectMatchesReference(t *testing.T) {
 			}
 			want := append(append([]byte(nil), prefix...), referenceHeaders(t, headers)...)
 			want = append(want, "}}"...)
-			if got := AppendConnect(nil, "http://h:1", testID, headers); !bytes.Equal(got, want) {
+			if got := AppendConnect(nil, Subject{"http://h:1", testID, "ws"}, "/ws", headers); !bytes.Equal(got, want) {
 				t.Fatalf("%d headers, %d names:\n got %s\nwant %s", n, names, got, want)
 			}
 		}
@@ -189,7 +189,7 @@ func TestAppendConnectMatchesReference(t *testing.T) {
 func TestAppendConnectComparesLinear(t *testing.T) {
 	for _, n := range []int{1500, 15000} {
 		for _, h := range [][][2]string{upgradeHeaders(n), sameName(n)} {
-			_, compares := appendConnect(nil, "http://h:1", testID, h)
+			_, compares := appendConnect(nil, Subject{"http://h:1", testID, "ws"}, "/ws", h)
 			t.Logf("%d headers (%d distinct names): %d name comparisons", n, distinct(h), compares)
 			if compares > 3*n {
 				t.Errorf("%d headers: %d name comparisons, want at most %d", n, compares, 3*n)
@@ -234,8 +234,8 @@ func TestMessageStreamEqualsAppendMessage(t *testing.T) {
 			op      conntable.MessageType
 			payload []byte
 		}{{conntable.Text, mixed(n)}, {conntable.Text, make([]byte, n)}, {conntable.Binary, mixed(n)}, {conntable.Binary, binary}} {
-			want := AppendMessage(nil, "http://h:1", testID, tc.op, tc.payload)
-			s := newMessageStream("http://h:1", testID, tc.op, tc.payload)
+			want := AppendMessage(nil, Subject{"http://h:1", testID, "ws"}, tc.op, tc.payload)
+			s := newMessageStream(Subject{"http://h:1", testID, "ws"}, tc.op, tc.payload)
 			if got := s.size(); got != len(want) {
 				t.Fatalf("%d bytes op %v: size %d, want %d", n, tc.op, got, len(want))
 			}

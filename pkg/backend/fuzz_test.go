@@ -26,9 +26,9 @@ func FuzzEncodeMessage(f *testing.F) {
 		if text && utf8.Valid(payload) { // the decoder never hands over invalid text
 			op = conntable.Text
 		}
-		body := AppendMessage(nil, endpoint, id, op, payload)
+		body := AppendMessage(nil, Subject{endpoint, id, "ws"}, op, payload)
 		var streamed bytes.Buffer // what a large message is sent as: the same bytes
-		if s := newMessageStream(endpoint, id, op, payload); s.size() != len(body) {
+		if s := newMessageStream(Subject{endpoint, id, "ws"}, op, payload); s.size() != len(body) {
 			t.Fatalf("stream size %d, body %d", s.size(), len(body))
 		} else if _, _ = s.WriteTo(&streamed); !bytes.Equal(streamed.Bytes(), body) {
 			t.Fatalf("streamed body differs:\n%q\n%q", streamed.Bytes(), body)
@@ -75,7 +75,7 @@ func FuzzEncodeMessage(f *testing.F) {
 				Headers map[string]string `json:"headers"`
 			} `json:"meta"`
 		}
-		cb := AppendConnect(nil, endpoint, id, headers)
+		cb := AppendConnect(nil, Subject{endpoint, id, "poll"}, "/poll/create?token=x", headers)
 		if err := json.Unmarshal(cb, &connect); err != nil {
 			t.Fatalf("connect body is not JSON: %v: %q", err, cb)
 		}
@@ -90,7 +90,7 @@ func FuzzEncodeMessage(f *testing.F) {
 			Code         int    `json:"code"`
 			Reason       string `json:"reason"`
 		}
-		db := AppendDisconnect(nil, id, 1006, reason)
+		db := AppendDisconnect(nil, Subject{endpoint, id, "ws"}, 1006, reason)
 		if err := json.Unmarshal(db, &disc); err != nil {
 			t.Fatalf("disconnect body is not JSON: %v: %q", err, db)
 		}

@@ -218,7 +218,7 @@ func queueOf(c *conntable.Conn) *connQueue {
 // authorized connection's connect POST, its event 1, happened in Authorize.
 func (b *HTTP) Opened(c *conntable.Conn) {
 	if b.opts.ConnectURI != "" && !b.opts.Authorize {
-		body := AppendConnect(nil, b.opts.Endpoint, c.ID, forwardable(c.Headers, b.opts.ForwardHeaders))
+		body := AppendConnect(nil, SubjectOf(b.opts.Endpoint, c), c.Path, forwardable(c.Headers, b.opts.ForwardHeaders))
 		b.enqueue(c, queueOf(c), event{kind: evConnect, data: body})
 	}
 	c.Headers = nil
@@ -232,7 +232,7 @@ func (b *HTTP) Message(c *conntable.Conn, op conntable.MessageType, payload []by
 	if len(payload) > streamAbove {
 		ev.raw, ev.data = true, append([]byte(nil), payload...)
 	} else {
-		ev.data = AppendMessage(make([]byte, 0, jsonSize(len(payload))), b.opts.Endpoint, c.ID, op, payload)
+		ev.data = AppendMessage(make([]byte, 0, jsonSize(len(payload))), SubjectOf(b.opts.Endpoint, c), op, payload)
 	}
 	if !b.enqueue(c, queueOf(c), ev) {
 		return Reply{}, false, ErrInboundFull
@@ -252,7 +252,7 @@ func (b *HTTP) Closed(c *conntable.Conn, code int, reason string) {
 	if b.opts.DisconnectURI == "" {
 		return
 	}
-	b.enqueue(c, queueOf(c), event{kind: evDisconnect, data: AppendDisconnect(nil, c.ID, code, reason)})
+	b.enqueue(c, queueOf(c), event{kind: evDisconnect, data: AppendDisconnect(nil, SubjectOf(b.opts.Endpoint, c), code, reason)})
 }
 
 // enqueue adds ev to c's queue and starts its goroutine if none runs. A message is refused
@@ -310,14 +310,14 @@ func (b *HTTP) serve(c *conntable.Conn, q *connQueue) {
 
 		switch ev.kind {
 		case evConnect:
-			if _, err := b.post(c.ID, ev); err != nil {
+			if _, err := b.post(c, ev); err != nil {
 				b.fail(c, q, err)
 			}
 		case evMessage:
 			if failed {
 				continue // the client already has a close code saying messages were not delivered
 			}
-			resp, err := b.post(c.ID, ev)
+			resp, err := b.post(c, ev)
 			if err != nil {
 				b.fail(c, q, err)
 				continue
@@ -326,7 +326,7 @@ func (b *HTTP) serve(c *conntable.Conn, q *connQueue) {
 				b.replyInResponse(c, resp)
 			}
 		case evDisconnect:
-			if _, err := b.post(c.ID, ev); err != nil {
+			if _, err := b.post(c, ev); err != nil {
 				b.log.Warn().Str("connection_id", c.ID).Err(err).Msg("disconnect POST failed")
 			}
 		}
@@ -405,13 +405,14 @@ type postResult struct {
 // failures before the request went out, and 429/503 answers, with capped exponential
 // backoff and full jitter. Every attempt carries the same event id. A raw message is
 // streamed (connQueue says why).
-func (b *HTTP) post(id string, ev event) (postResult, error) {
+func (b *HTTP) post(c *conntable.Conn, ev event) (postResult, error) {
+	id := c.ID
 	kind, body := ev.kind, ev.data
 	var stream *messageStream
 	streamSize := 0
 	if ev.raw {
 		body = nil
-		stream = newMessageStream(b.opts.Endpoint, id, ev.op, ev.data)
+		stream = newMessageStream(SubjectOf(b.opts.Endpoint, c), ev.op, ev.data)
 		streamSize = stream.size()
 	}
 	eventID := id + "-" + strconv.FormatUint(ev.seq, 10)

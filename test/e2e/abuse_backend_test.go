@@ -225,7 +225,7 @@ func TestAbuseBackendInboundBoundCountsEscapes(t *testing.T) {
 	r := startRelay(t, "--backend", "http", "--message-uri", b.URL+"/message", "--connect-uri", b.URL+"/connect",
 		"--disconnect-uri", b.URL+"/disconnect", "--backend-timeout", "60s")
 	t.Cleanup(b.unstall) // before the relay drains
-	b.bodyLen.Store(int64(len(backend.AppendMessage(nil, r.Opts.Endpoint, strings.Repeat("0", 32), conntable.Text, payload))))
+	b.bodyLen.Store(int64(len(backend.AppendMessage(nil, backend.Subject{Endpoint: r.Opts.Endpoint, ID: strings.Repeat("0", 32), Transport: "ws"}, conntable.Text, payload))))
 	msg := frame(true, 0x1, payload, true)
 	before := heapInUse()
 	written := 0
