@@ -51,7 +51,8 @@ fuzz:
 	  $(GO) test ./pkg/wsframe -run '^$$' -fuzz "^$$t$$" -fuzztime $${FUZZTIME:-60s} || exit 1; done
 	$(GO) test ./pkg/backend -run '^$$' -fuzz '^FuzzEncodeMessage$$' -fuzztime $${FUZZTIME:-60s}
 	$(GO) test ./pkg/control -run '^$$' -fuzz '^FuzzRouting$$' -fuzztime $${FUZZTIME:-60s}
-	@for t in FuzzParams FuzzCallback FuzzBase64 FuzzJSONString FuzzSession; do \
+	$(GO) test ./internal/jsonstr -run '^$$' -fuzz '^FuzzAppend$$' -fuzztime $${FUZZTIME:-60s}
+	@for t in FuzzParams FuzzCallback FuzzBase64 FuzzSession; do \
 	  $(GO) test ./pkg/longpoll -run '^$$' -fuzz "^$$t$$" -fuzztime $${FUZZTIME:-60s} || exit 1; done
 
 clean:

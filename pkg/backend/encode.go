@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"unicode/utf8"
 
+	"github.com/socketdock/socketdock/internal/jsonstr"
+
 	"github.com/socketdock/socketdock/pkg/conntable"
 )
 
@@ -32,11 +34,11 @@ func appendMeta(dst []byte, s Subject) []byte {
 	dst = append(dst, `,"disconnect":`...)
 	dst = appendCallback(dst, s.Endpoint, s.ID, "disconnect")
 	dst = append(dst, `,"transport":`...)
-	return appendString(dst, s.Transport)
+	return jsonstr.Append(dst, s.Transport)
 }
 
 func appendCallback(dst []byte, endpoint, id, verb string) []byte {
-	dst = appendString(dst, endpoint)
+	dst = jsonstr.Append(dst, endpoint)
 	dst = dst[:len(dst)-1] // reopen the string to add the path
 	dst = append(dst, "/socket/"...)
 	dst = append(dst, id...)
@@ -53,7 +55,7 @@ func AppendMessage(dst []byte, s Subject, op conntable.MessageType, payload []by
 	if b64 {
 		dst = base64.StdEncoding.AppendEncode(dst, payload)
 	} else {
-		dst = appendEscaped(dst, payload)
+		dst = jsonstr.AppendEscaped(dst, payload)
 	}
 	return append(dst, messageTail...)
 }
@@ -121,7 +123,7 @@ func (m *messageStream) next() []byte {
 				for end < len(m.payload) && !utf8.RuneStart(m.payload[end]) {
 					end-- // the payload is valid UTF-8: never split a character
 				}
-				m.buf = appendEscaped(m.buf[:0], m.payload[m.off:end])
+				m.buf = jsonstr.AppendEscaped(m.buf[:0], m.payload[m.off:end])
 			}
 			m.off = end
 			return m.buf
@@ -213,7 +215,7 @@ func appendConnect(dst []byte, s Subject, path string, headers [][2]string) ([]b
 	dst = append(dst, `{"meta":{`...)
 	dst = appendMeta(dst, s)
 	dst = append(dst, `,"path":`...)
-	dst = appendString(dst, path)
+	dst = jsonstr.Append(dst, path)
 	dst = append(dst, `,"headers":{`...)
 	first := true
 	for i, h := range headers {
@@ -224,12 +226,12 @@ func appendConnect(dst []byte, s Subject, path string, headers [][2]string) ([]b
 			dst = append(dst, ',')
 		}
 		first = false
-		dst = appendString(dst, h[0])
+		dst = jsonstr.Append(dst, h[0])
 		dst = append(dst, ':', '"')
-		dst = appendEscaped(dst, h[1])
+		dst = jsonstr.AppendEscaped(dst, h[1])
 		for j := next[i]; j != 0; j = next[j-1] {
 			dst = append(dst, ", "...)
-			dst = appendEscaped(dst, headers[j-1][1])
+			dst = jsonstr.AppendEscaped(dst, headers[j-1][1])
 		}
 		dst = append(dst, '"')
 	}
@@ -273,59 +275,9 @@ func AppendDisconnect(dst []byte, s Subject, code int, reason string) []byte {
 	dst = append(dst, `{"connection_id":"`...)
 	dst = append(dst, s.ID...)
 	dst = append(dst, `","transport":`...)
-	dst = appendString(dst, s.Transport)
+	dst = jsonstr.Append(dst, s.Transport)
 	dst = append(dst, `,"code":`...)
 	dst = strconv.AppendInt(dst, int64(code), 10)
 	dst = append(dst, `,"reason":`...)
-	return append(appendString(dst, reason), '}')
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString appends s as a JSON string. Invalid UTF-8 (possible only in header values)
-// becomes U+FFFD, as encoding/json does.
-func appendString[T string | []byte](dst []byte, s T) []byte {
-	dst = append(dst, '"')
-	dst = appendEscaped(dst, s)
-	return append(dst, '"')
-}
-
-// appendEscaped appends s escaped for the inside of a JSON string.
-func appendEscaped[T string | []byte](dst []byte, s T) []byte {
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
-			i++
-			continue
-		}
-		if c >= utf8.RuneSelf {
-			r, size := utf8.DecodeRuneInString(string(s[i:min(i+utf8.UTFMax, len(s))]))
-			if r != utf8.RuneError || size != 1 {
-				i += size
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		dst = append(dst, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			dst = append(dst, '\\', c)
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		default:
-			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		}
-		i++
-		start = i
-	}
-	return append(dst, s[start:]...)
+	return append(jsonstr.Append(dst, reason), '}')
 }

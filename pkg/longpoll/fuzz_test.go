@@ -3,7 +3,6 @@ package longpoll
 import (
 	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"net/url"
 	"strings"
 	"testing"
@@ -124,39 +123,6 @@ func FuzzBase64(f *testing.F) {
 		inPlace := append([]byte(nil), src...)
 		if n2, ok2 := decodeBase64(inPlace, inPlace); ok2 != ok || (ok && !bytes.Equal(inPlace[:n2], want)) {
 			t.Fatalf("in place: %q, %v", inPlace[:n2], ok2)
-		}
-	})
-}
-
-func FuzzJSONString(f *testing.F) {
-	for _, s := range []string{"", "plain", "\"\\\n\r\t\x00\x1f\x7f", "✓ \u2028\u2029", "\xff", "a\xed\xa0\x80b", "\xf0\x9f\x98"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		out := appendJSONString([]byte("x"), s)[1:]
-		if len(out) != jsonStringLen(s) {
-			t.Fatalf("measured %d, wrote %d: %q", jsonStringLen(s), len(out), out)
-		}
-		var back string
-		if err := json.Unmarshal(out, &back); err != nil {
-			t.Fatalf("invalid JSON %q: %v", out, err)
-		}
-		if want := strings.ToValidUTF8(s, "\ufffd"); back != want && utf8.ValidString(s) {
-			t.Fatalf("round trip %q -> %q", s, back)
-		}
-		if !utf8.ValidString(s) {
-			var want strings.Builder
-			for i := 0; i < len(s); {
-				r, size := utf8.DecodeRuneInString(s[i:])
-				want.WriteRune(r) // RuneError for each bad byte
-				i += size
-			}
-			if back != want.String() {
-				t.Fatalf("invalid UTF-8 %q -> %q, want %q", s, back, want.String())
-			}
-		}
-		if strings.Contains(string(out), "\u2028") || strings.Contains(string(out), "\u2029") {
-			t.Fatalf("raw line separator in %q", out)
 		}
 	})
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/base64"
 	"strconv"
 
+	"github.com/socketdock/socketdock/internal/jsonstr"
+
 	"github.com/socketdock/socketdock/pkg/wsframe"
 )
 
@@ -132,12 +134,12 @@ func AppendOK(dst []byte, r Reply, status int) []byte {
 // AppendCreated appends the 200 answer to /poll/create.
 func AppendCreated(dst []byte, r Reply, session, fqdn string) []byte {
 	const head, mid = `{"ok":true,"socket":`, `,"fqdn":`
-	n := len(head) + jsonStringLen(session) + len(mid) + jsonStringLen(fqdn) + 1
+	n := len(head) + jsonstr.Len(session) + len(mid) + jsonstr.Len(fqdn) + 1
 	dst = r.begin(dst, 200, false, "", n)
 	dst = append(dst, head...)
-	dst = appendJSONString(dst, session)
+	dst = jsonstr.Append(dst, session)
 	dst = append(dst, mid...)
-	dst = appendJSONString(dst, fqdn)
+	dst = jsonstr.Append(dst, fqdn)
 	dst = append(dst, '}')
 	return r.end(dst)
 }
@@ -147,10 +149,10 @@ func AppendCreated(dst []byte, r Reply, session, fqdn string) []byte {
 // sent only with a real status.
 func AppendFailure(dst []byte, r Reply, status int, reason, header string) []byte {
 	const head, mid = `{"ok":false,"error":`, `,"status":`
-	n := len(head) + jsonStringLen(reason) + len(mid) + intLen(status) + 1
+	n := len(head) + jsonstr.Len(reason) + len(mid) + intLen(status) + 1
 	dst = r.begin(dst, status, false, header, n)
 	dst = append(dst, head...)
-	dst = appendJSONString(dst, reason)
+	dst = jsonstr.Append(dst, reason)
 	dst = append(dst, mid...)
 	dst = strconv.AppendInt(dst, int64(status), 10)
 	dst = append(dst, '}')
@@ -227,7 +229,7 @@ func AppendBatch(dst []byte, r Reply, b *Batch) []byte {
 		dst = strconv.AppendUint(dst, m.Seq, 10)
 		if m.Text {
 			dst = append(dst, textMid...)
-			dst = appendJSONString(dst, bytesToString(m.Data))
+			dst = jsonstr.Append(dst, bytesToString(m.Data))
 			dst = append(dst, '}')
 		} else {
 			dst = append(dst, binaryMid...)
@@ -242,7 +244,7 @@ func AppendBatch(dst []byte, r Reply, b *Batch) []byte {
 		dst = append(dst, closeHead...)
 		dst = strconv.AppendInt(dst, int64(b.Code), 10)
 		dst = append(dst, closeReason...)
-		dst = appendJSONString(dst, b.Reason)
+		dst = jsonstr.Append(dst, b.Reason)
 		dst = append(dst, '}')
 	}
 	dst = append(dst, batchTail...)
@@ -258,7 +260,7 @@ func batchLen(b *Batch) int {
 		}
 		n += len(seqHead) + uintLen(m.Seq)
 		if m.Text {
-			n += len(textMid) + jsonStringLen(bytesToString(m.Data)) + 1
+			n += len(textMid) + jsonstr.Len(bytesToString(m.Data)) + 1
 		} else {
 			n += len(binaryMid) + base64Len(len(m.Data)) + len(binaryTail)
 		}
@@ -267,7 +269,7 @@ func batchLen(b *Batch) int {
 		if len(b.Messages) > 0 {
 			n++
 		}
-		n += len(closeHead) + intLen(b.Code) + len(closeReason) + jsonStringLen(b.Reason) + 1
+		n += len(closeHead) + intLen(b.Code) + len(closeReason) + jsonstr.Len(b.Reason) + 1
 	}
 	return n
 }
