@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/socketdock/socketdock/pkg/wsframe"
 )
 
 // SplitList splits a comma-separated option into its trimmed, non-empty items.
@@ -44,25 +46,14 @@ func (o *Options) checkSecurity() error {
 		}
 	}
 	for _, h := range SplitList(o.ForwardHeaders) {
-		if !isToken(h) {
+		if !wsframe.IsToken(h) {
 			return fmt.Errorf("--forward-headers %q is not a header name", h)
 		}
 	}
 	for _, p := range SplitList(o.Subprotocols) {
-		if !isToken(p) {
+		if !wsframe.IsToken(p) {
 			return fmt.Errorf("--subprotocols %q is not a token (RFC 6455 §4.1)", p)
 		}
 	}
 	return nil
-}
-
-// isToken reports whether s is an HTTP token (RFC 9110 §5.6.2).
-func isToken(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte("\"(),/:;<=>?@[\\]{}", c) >= 0 {
-			return false
-		}
-	}
-	return s != ""
 }

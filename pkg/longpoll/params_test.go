@@ -20,7 +20,7 @@ func request(t testing.TB, method, target, contentType string, body []byte) *wsf
 	if body != nil {
 		head += "Content-Length: " + itoa(len(body)) + "\r\n"
 	}
-	req, n, err := wsframe.ParseRequest([]byte(head+"\r\n"), 0, 0)
+	req, n, err := wsframe.ParseRequestInPlace([]byte(head+"\r\n"), 0, 0, nil)
 	if err != nil || n == 0 {
 		t.Fatalf("head %q: %v", head, err)
 	}
@@ -354,7 +354,7 @@ func TestParseAllocs(t *testing.T) {
 func TestBodyLength(t *testing.T) {
 	mk := func(lines ...string) *wsframe.Request {
 		head := "POST " + send + " HTTP/1.1\r\nHost: x\r\n" + strings.Join(lines, "") + "\r\n"
-		req, _, err := wsframe.ParseRequest([]byte(head), 0, 0)
+		req, _, err := wsframe.ParseRequestInPlace([]byte(head), 0, 0, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -110,7 +110,7 @@ func FuzzParseRequest(f *testing.F) {
 	f.Add([]byte("GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n"), uint16(1024), uint8(2))
 	f.Fuzz(func(t *testing.T, b []byte, max uint16, maxHeaders uint8) {
 		maxSize := int(max)
-		req, n, err := ParseRequest(b, maxSize, int(maxHeaders))
+		req, n, err := parseOwned(b, maxSize, int(maxHeaders))
 		if maxSize <= 0 {
 			maxSize = MaxRequestHeader
 		}
@@ -131,11 +131,11 @@ func FuzzParseRequest(f *testing.F) {
 		}
 		if err == nil && n > 0 {
 			// The same head alone parses the same: pipelined bytes after it do not matter.
-			again, n2, err2 := ParseRequest(b[:n], int(max), int(maxHeaders))
+			again, n2, err2 := parseOwned(b[:n], int(max), int(maxHeaders))
 			if n2 != n || err2 != nil || again.Target != req.Target || len(again.Headers) != len(req.Headers) {
 				t.Fatalf("head alone: n %d err %v", n2, err2)
 			}
-			if !strings.HasPrefix(req.Target, req.Path) || strings.Contains(req.Path, "?") || !isToken([]byte(req.Method)) {
+			if !strings.HasPrefix(req.Target, req.Path) || strings.Contains(req.Path, "?") || !IsToken([]byte(req.Method)) {
 				t.Fatalf("request line %q %q %q", req.Method, req.Target, req.Path)
 			}
 			// Every line ends in CRLF and holds one header: a proxy splitting on LF (or on
@@ -147,7 +147,7 @@ func FuzzParseRequest(f *testing.F) {
 				t.Fatalf("%d headers, limit %d", len(req.Headers), limit)
 			}
 			for _, h := range req.Headers {
-				if h.Name == "" || h.Name != strings.ToLower(h.Name) || !isToken([]byte(h.Name)) {
+				if h.Name == "" || h.Name != strings.ToLower(h.Name) || !IsToken([]byte(h.Name)) {
 					t.Fatalf("header name %q", h.Name)
 				}
 				for _, c := range []byte(h.Value) {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha1"
 	"encoding/base64"
-	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -62,10 +61,10 @@ func (r *Request) Get(name string) string {
 	return ""
 }
 
-// ParseRequest parses the request head at the start of b. It returns n == 0 while the head is
-// incomplete, and n = the head's size (through the blank line) once it is whole; bytes after
-// it (pipelined frames) are not touched. maxSize bounds the head (0: MaxRequestHeader),
-// maxHeaders its header lines (0: DefaultMaxHeaders). The request owns its strings.
+// ParseRequestInPlace parses the request head at the start of b. It returns n == 0 while the
+// head is incomplete, and n = the head's size (through the blank line) once it is whole;
+// bytes after it (pipelined frames, a body) are not touched. maxSize bounds the head (0: MaxRequestHeader),
+// maxHeaders its header lines (0: DefaultMaxHeaders).
 //
 // The head is held to RFC 9112 strictly, so that no proxy in front can read other headers
 // than the relay does (400 otherwise): every line ends in CRLF (no bare LF, RFC 9112 §2.2
@@ -73,17 +72,10 @@ func (r *Request) Get(name string) string {
 // a value (RFC 9110 §5.5); no obs-fold (§5.2); names are tokens with no space before the
 // colon (§5.1). NUL, bare CR and bare LF are refused as soon as they arrive, before the head
 // is complete.
-func ParseRequest(b []byte, maxSize, maxHeaders int) (req Request, n int, err error) {
-	end, err := headEnd(b, maxSize)
-	if end <= 0 {
-		return req, 0, err
-	}
-	return ParseRequestInPlace(append([]byte(nil), b[:end]...), maxSize, maxHeaders, nil)
-}
-
-// ParseRequestInPlace is ParseRequest without copying, for the event loop: it lower-cases
-// header names inside b, every string in req aliases b (valid only while b is), and
-// req.Headers reuses headers' storage. Copy whatever outlives b.
+//
+// It copies nothing, for the event loop: it lower-cases header names inside b, every string
+// in req aliases b (valid only while b is), and req.Headers reuses headers' storage. Copy
+// whatever outlives b.
 func ParseRequestInPlace(b []byte, maxSize, maxHeaders int, headers []Header) (req Request, n int, err error) {
 	end, err := headEnd(b, maxSize)
 	if end <= 0 {
@@ -136,7 +128,7 @@ func splitRequestLine(line []byte) (method, target, proto string, ok bool) {
 		return "", "", "", false
 	}
 	m, t, p := line[:sp1], line[sp1+1:sp2], line[sp2+1:]
-	if !isToken(m) || len(p) != 8 || string(p[:5]) != "HTTP/" || !isDigit(p[5]) || p[6] != '.' || !isDigit(p[7]) {
+	if !IsToken(m) || len(p) != 8 || string(p[:5]) != "HTTP/" || !isDigit(p[5]) || p[6] != '.' || !isDigit(p[7]) {
 		return "", "", "", false
 	}
 	for _, c := range t {
@@ -153,7 +145,7 @@ func parseHeaderLine(line []byte) (Header, error) {
 		return Header{}, errObsFold
 	}
 	colon := bytes.IndexByte(line, ':')
-	if colon <= 0 || !isToken(line[:colon]) {
+	if colon <= 0 || !IsToken(line[:colon]) {
 		return Header{}, errBadHeader
 	}
 	name := line[:colon]
@@ -237,18 +229,15 @@ var tokenChars = func() (t [256]bool) {
 	return t
 }()
 
-// isToken reports whether b is a non-empty HTTP token.
-func isToken(b []byte) bool {
-	for _, c := range b {
-		if !tokenChars[c] {
+// IsToken reports whether s is a non-empty HTTP token (RFC 9110 §5.6.2).
+func IsToken[T string | []byte](s T) bool {
+	for i := 0; i < len(s); i++ {
+		if !tokenChars[s[i]] {
 			return false
 		}
 	}
-	return len(b) > 0
+	return len(s) > 0
 }
-
-// ErrNotUpgrade marks a GET without the WebSocket upgrade headers (answered 426).
-var ErrNotUpgrade = errors.New("not a websocket upgrade")
 
 // CheckUpgrade validates a WebSocket opening handshake (RFC 6455 §4.2.1) and returns the
 // Sec-WebSocket-Accept value for it.
