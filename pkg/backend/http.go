@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/socketdock/socketdock/pkg/limits"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
@@ -135,10 +137,10 @@ func NewHTTP(opts HTTPOptions) (*HTTP, error) {
 		opts.MaxQueue = 256
 	}
 	if opts.MaxQueueBytes <= 0 {
-		opts.MaxQueueBytes = 8 << 20
+		opts.MaxQueueBytes = limits.MaxInboundBytes
 	}
 	if opts.MaxResponseBody <= 0 {
-		opts.MaxResponseBody = 4 << 20
+		opts.MaxResponseBody = limits.MaxMessageSize
 	}
 	b := &HTTP{opts: opts, conns: newConnTracker(), log: opts.Logger, m: opts.Metrics}
 	byHost := map[string]*fasthttp.HostClient{}

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/socketdock/socketdock/pkg/limits"
+
 	"github.com/rs/zerolog"
 
 	"github.com/socketdock/socketdock/internal/redact"
@@ -90,9 +92,9 @@ func Defaults() Options {
 		BackendRetries:   3,
 		BackendMaxConns:  512,
 		MaxInboundQueue:  256,
-		MaxInboundBytes:  8 << 20,
-		MaxMessageSize:   4 << 20,
-		MaxHeaderBytes:   8 << 10,
+		MaxInboundBytes:  limits.MaxInboundBytes,
+		MaxMessageSize:   limits.MaxMessageSize,
+		MaxHeaderBytes:   limits.MaxHeaderBytes,
 		MaxHeaders:       100,
 		ControlMaxConns:  1024,
 		PingInterval:     20 * time.Second,
@@ -249,7 +251,7 @@ func (o *Options) finish() error {
 		o.Endpoint = "http://" + net.JoinHostPort(endpointHost(o.ControlBindIP), strconv.Itoa(o.ControlBindPort))
 	}
 	if o.MaxOutboundBytes == 0 {
-		o.MaxOutboundBytes = o.MaxMessageSize + 1024
+		o.MaxOutboundBytes = limits.MaxOutboundBytes(o.MaxMessageSize)
 	}
 	if o.ControlTokenFile != "" {
 		b, err := os.ReadFile(o.ControlTokenFile)

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"flag"
 	"time"
+
+	"github.com/socketdock/socketdock/pkg/limits"
 )
 
 // PollOptions configure the long-poll transport (CONTRACT §8).
@@ -21,7 +23,7 @@ func pollDefaults() PollOptions {
 		Poll:               true,
 		PollMaxTTL:         25 * time.Second,
 		PollSessionTimeout: 60 * time.Second,
-		PollMaxBatchBytes:  1 << 20,
+		PollMaxBatchBytes:  limits.MaxBatchBytes,
 		PollJSONP:          true,
 	}
 }

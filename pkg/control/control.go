@@ -15,6 +15,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/socketdock/socketdock/pkg/limits"
+
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
@@ -58,7 +60,7 @@ type Server struct {
 // New prepares the control server.
 func New(opts Options) *Server {
 	if opts.MaxMessageSize <= 0 {
-		opts.MaxMessageSize = 4 << 20
+		opts.MaxMessageSize = limits.MaxMessageSize
 	}
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = DefaultMaxConns

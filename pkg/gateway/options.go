@@ -5,6 +5,8 @@ package gateway
 import (
 	"time"
 
+	"github.com/socketdock/socketdock/pkg/limits"
+
 	"github.com/rs/zerolog"
 
 	"github.com/socketdock/socketdock/pkg/backend"
@@ -52,13 +54,13 @@ type Options struct {
 
 func (o *Options) setDefaults() {
 	if o.MaxMessageSize <= 0 {
-		o.MaxMessageSize = 4 << 20
+		o.MaxMessageSize = limits.MaxMessageSize
 	}
 	if o.MaxOutboundBytes <= 0 {
-		o.MaxOutboundBytes = o.MaxMessageSize + 1024
+		o.MaxOutboundBytes = limits.MaxOutboundBytes(o.MaxMessageSize)
 	}
 	if o.MaxHeaderBytes <= 0 {
-		o.MaxHeaderBytes = 8 << 10
+		o.MaxHeaderBytes = limits.MaxHeaderBytes
 	}
 	if o.PingInterval <= 0 {
 		o.PingInterval = 20 * time.Second

@@ -1,11 +1,15 @@
 package longpoll
 
-import "time"
+import (
+	"time"
+
+	"github.com/socketdock/socketdock/pkg/limits"
+)
 
 // Defaults of CONTRACT §8 and §6.
 const (
-	DefaultMaxMessageBytes = 4 << 20
-	DefaultMaxBatchBytes   = 1 << 20
+	DefaultMaxMessageBytes = limits.MaxMessageSize
+	DefaultMaxBatchBytes   = limits.MaxBatchBytes
 	DefaultMaxTTL          = 25 * time.Second
 )
 
@@ -28,7 +32,7 @@ func (c *Config) maxMessage() int {
 
 func (c *Config) maxOutbound() int {
 	if c == nil || c.MaxOutboundBytes <= 0 {
-		return c.maxMessage() + 1024 // as the gateway: one largest message always fits
+		return limits.MaxOutboundBytes(c.maxMessage())
 	}
 	return c.MaxOutboundBytes
 }
