@@ -145,6 +145,23 @@ func (t *sessionTable) remove(ps *pollSession) {
 	}
 }
 
+// closeRecordsPending counts the closed sessions whose close record no answer has carried.
+func (t *sessionTable) closeRecordsPending() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	n := 0
+	for _, ps := range t.m {
+		if ps.out.Closed() && !ps.out.CloseSent() {
+			n++
+		}
+	}
+	return n
+}
+
+// CloseRecordsPending is the number of poll sessions closed (by a drain, say) whose clients
+// have not yet polled for their close record.
+func (s *Server) CloseRecordsPending() int { return s.sessions.closeRecordsPending() }
+
 // expire ends the sessions that no poll has reached for timeout (CONTRACT §8: 1006, "poll
 // session expired") and forgets closed ones whose close record nobody came for.
 func (t *sessionTable) expire(now time.Time, timeout time.Duration) {

@@ -212,6 +212,13 @@ func (s *Session) Finished() bool {
 	return s.closeSent && s.head == len(s.queue)
 }
 
+// CloseSent reports whether an answer has carried the close record.
+func (s *Session) CloseSent() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closeSent
+}
+
 // Ready reports, without taking the lock, whether a poll would be answered at once.
 func (s *Session) Ready() bool { return s.ready.Load() }
 

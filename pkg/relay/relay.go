@@ -136,6 +136,9 @@ func (r *Relay) Start() error {
 	return nil
 }
 
+// pollCloseGrace is how long a drain waits for poll clients to fetch their close record.
+const pollCloseGrace = 2 * time.Second
+
 // Shutdown drains: /readyz turns 503, new connections get 503, every transport's clients are
 // closed with 1001, queued backend POSTs (disconnects among them) get until ctx ends, then
 // both listeners stop.
@@ -143,6 +146,11 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 	r.control.SetDraining()
 	r.hub.Drain()
 	for r.Table.Active() > 0 && ctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Poll clients learn of the 1001 only from their next poll: give them a moment to come
+	// for it before the listener goes.
+	for grace := time.Now().Add(pollCloseGrace); r.gateway.CloseRecordsPending() > 0 && time.Now().Before(grace) && ctx.Err() == nil; {
 		time.Sleep(5 * time.Millisecond)
 	}
 	stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

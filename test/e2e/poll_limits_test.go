@@ -259,7 +259,7 @@ func TestPollDrain(t *testing.T) {
 	r := httpRelay(t, b)
 	pc := newPollClient(t, r)
 	held := pc.create(t, "")
-	pc.create(t, "") // and one without a held poll
+	idle := pc.create(t, "") // and one without a held poll, whose client polls during the drain
 	b.connID(t, 2)
 
 	answer := make(chan pollAnswer, 1)
@@ -280,6 +280,12 @@ func TestPollDrain(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("the held poll was not answered by the drain")
+	}
+	// A client between polls still finds its close record: the drain waits a moment for it.
+	time.Sleep(100 * time.Millisecond)
+	if a := pc.get(t, "/poll/j/"+idle+"?ttl=1000"); a.Status != 200 || len(a.JSON.Messages) != 1 ||
+		a.JSON.Messages[0].Type != "close" || a.JSON.Messages[0].Code != 1001 {
+		t.Errorf("poll between polls during the drain: %d %s, want the close record with 1001", a.Status, a.Body)
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("shutdown: %v", err)
