@@ -211,6 +211,9 @@ func (b *HTTP) Opened(c *conntable.Conn) {
 // Message queues the message POST; it fails with ErrInboundFull when the queue is at its
 // bound in messages or bytes. A single message always fits an empty queue.
 func (b *HTTP) Message(c *conntable.Conn, op conntable.MessageType, payload []byte) (Reply, bool, error) {
+	if len(payload) == 0 {
+		return Reply{}, false, nil // not POSTed (CONTRACT §3, compat); the transport counts it
+	}
 	body := AppendMessage(make([]byte, 0, jsonSize(len(payload))), b.opts.Endpoint, c.ID, op, payload)
 	if !b.enqueue(c, queueOf(c), event{kind: evMessage, op: op, body: body}) {
 		return Reply{}, false, ErrInboundFull

@@ -33,6 +33,8 @@ type Server struct {
 	loopsMu sync.Mutex
 	loops   map[gnet.EventLoop]*loop
 
+	sends sync.Pool // *sendRequest
+
 	eng     gnet.Engine
 	booted  chan struct{}
 	stopped chan struct{}
@@ -47,6 +49,7 @@ type loop struct {
 	out      []byte  // OnTraffic's output batch
 	batching *wsConn // whose output is being batched, if any
 	tmp      []byte
+	iov      [2][]byte        // a Send's header and payload, for one writev
 	headers  []wsframe.Header // reused by every handshake on this loop
 	traffic  *metrics.Traffic // this loop's message counters
 }
@@ -63,6 +66,7 @@ func New(opts Options) *Server {
 		booted:  make(chan struct{}),
 		stopped: make(chan struct{}),
 	}
+	s.sends.New = newSendRequest
 	s.tick = tickFor(&s.opts)
 	return s
 }
@@ -250,7 +254,10 @@ func (s *Server) read(w *wsConn) gnet.Action {
 				s.message(w, ev)
 			}
 		case wsframe.Ping:
-			if w.state == stateOpen {
+			// A pong that does not fit the outbound bound is not queued: a client that reads
+			// nothing cannot see it, and RFC 6455 §5.5.3 lets a server answer only the latest
+			// of several pings. So pings cost no memory; the write timeout ends such a client.
+			if w.state == stateOpen && w.fits(wsframe.FrameSize(len(ev.Payload))) {
 				w.write(wsframe.AppendFrame(w.loop.scratch(), wsframe.OpPong, ev.Payload))
 			}
 		case wsframe.Pong:
@@ -270,17 +277,17 @@ done:
 	return gnet.None
 }
 
-// message hands a complete client message to the backend and writes an immediate reply.
+// message hands a complete client message, empty ones included (the backend decides what
+// to do with them), to the backend and writes an immediate reply.
 func (s *Server) message(w *wsConn, ev wsframe.Event) {
 	t := w.loop.traffic
 	w.conn.CountIn()
-	if len(ev.Payload) == 0 {
+	switch {
+	case len(ev.Payload) == 0:
 		t.EmptyMessages.Add(1)
-		return
-	}
-	if ev.Op == wsframe.OpText {
+	case ev.Op == wsframe.OpText:
 		t.MessagesInText.Add(1)
-	} else {
+	default:
 		t.MessagesInBinary.Add(1)
 	}
 	t.BytesIn.Add(uint64(len(ev.Payload)))
@@ -292,8 +299,7 @@ func (s *Server) message(w *wsConn, ev wsframe.Event) {
 	if !replied {
 		return
 	}
-	size := wsframe.FrameSize(len(reply.Payload))
-	if w.gc.OutboundBuffered()+len(w.loop.out)+size > s.opts.MaxOutboundBytes {
+	if !w.fits(wsframe.FrameSize(len(reply.Payload))) {
 		w.startClose(conntable.CloseTryAgainLater, "outbound buffer full")
 		return
 	}
