@@ -60,7 +60,8 @@ const sendWait = time.Second
 // connection's state and outbound bytes are known exactly, and Send waits for that verdict:
 // nil means the frame went out (or into gnet's bounded buffer) before any close frame, so a
 // message that loses a race with a close is refused, never written after the close frame;
-// and concurrent sends are checked against the outbound bound one at a time.
+// and concurrent sends are checked against the outbound bound one at a time. It must not be
+// called on an event loop, which would wait for itself.
 func (w *wsConn) Send(t conntable.MessageType, payload []byte) error {
 	if w.closing.Load() {
 		return conntable.ErrClosing
