@@ -19,9 +19,10 @@ var ErrInboundFull = errors.New("inbound queue full")
 type Backend interface {
 	// Opened announces a connection that completed its upgrade.
 	Opened(c *conntable.Conn)
-	// Message hands over one complete, non-empty client message; payload is valid only
-	// during the call. A backend that answers at once returns the reply (its payload may
-	// alias payload), and the transport delivers it before reading on.
+	// Message hands over one complete client message, the empty one included (each backend
+	// decides what an empty message means); payload is valid only during the call. A backend
+	// that answers at once returns the reply (its payload may alias payload), and the
+	// transport delivers it before reading on.
 	Message(c *conntable.Conn, t conntable.MessageType, payload []byte) (reply Reply, replied bool, err error)
 	// Closed announces that the connection ended, with the close code that ended it.
 	Closed(c *conntable.Conn, code int, reason string)
@@ -35,7 +36,8 @@ type Reply struct {
 	Payload []byte
 }
 
-// Loopback echoes every message to its sender with the same type and bytes.
+// Loopback echoes every message to its sender with the same type and bytes, the empty one
+// included (CONTRACT §5).
 type Loopback struct{}
 
 // Opened does nothing: loopback has no one to tell.

@@ -230,6 +230,9 @@ func (b *HTTP) Opened(c *conntable.Conn) {
 // its bound in messages or bytes. A single message always fits when the connection holds
 // nothing.
 func (b *HTTP) Message(c *conntable.Conn, op conntable.MessageType, payload []byte) (Reply, bool, error) {
+	if len(payload) == 0 {
+		return Reply{}, false, nil // not POSTed (CONTRACT §3, compat); the transport counts it
+	}
 	ev := event{kind: evMessage, op: op}
 	if len(payload) > streamAbove {
 		ev.raw, ev.data = true, append([]byte(nil), payload...)

@@ -48,85 +48,132 @@ type wsConn struct {
 	closeCode   int // reported to the backend when the connection ends
 	closeReason string
 
-	// Read from other goroutines by Send.
-	closing     atomic.Bool  // Send answers ErrClosing
-	outQueued   atomic.Int64 // bytes handed to AsyncWrite, not yet written
-	outBuffered atomic.Int64 // gnet's outbound buffer at the last look
+	// Read from other goroutines by Send and Close.
+	closing atomic.Bool // the connection takes no more messages: Send answers ErrClosing
 }
 
 // Name implements conntable.Transport.
 func (w *wsConn) Name() string { return "ws" }
 
-// Send implements conntable.Transport.
+// sendWait bounds how long Send waits for the event loop to take a message. A loop that has
+// not run the message by then answers 503 (retry later) and the message is dropped unwritten.
+const sendWait = time.Second
+
+// Send implements conntable.Transport. The message is written on the loop, where the
+// connection's state and outbound bytes are known exactly, and Send waits for that verdict:
+// nil means the frame went out (or into gnet's bounded buffer) before any close frame, so a
+// message that loses a race with a close is refused, never written after the close frame;
+// and concurrent sends are checked against the outbound bound one at a time. It must not be
+// called on an event loop, which would wait for itself.
 func (w *wsConn) Send(t conntable.MessageType, payload []byte) error {
-	op := ws.OpCode(t)
-	o := &w.loop.srv.opts
 	if w.closing.Load() {
 		return conntable.ErrClosing
 	}
-	if len(payload) > o.MaxMessageSize {
+	s := w.loop.srv
+	if len(payload) > s.opts.MaxMessageSize {
 		return conntable.ErrTooBig
 	}
-	size := int64(wsframe.FrameSize(len(payload)))
-	limit := int64(o.MaxOutboundBytes)
-	if w.outQueued.Load()+w.outBuffered.Load()+size > limit {
-		// The snapshot may be stale: gnet drains its buffer without telling us. Look again.
-		w.refreshOutbound()
-		if w.outQueued.Load()+w.outBuffered.Load()+size > limit {
-			return conntable.ErrSlowConsumer
-		}
+	req := s.sends.Get().(*sendRequest)
+	req.w, req.op, req.payload = w, ws.OpCode(t), payload
+	req.state.Store(sendPending)
+	if err := w.gc.EventLoop().Execute(context.Background(), req); err != nil {
+		req.w, req.payload = nil, nil
+		s.sends.Put(req)
+		return conntable.ErrClosing // the engine is shutting down
 	}
-	w.outQueued.Add(size)
-	// One buffer for header and payload: the caller's payload is free when Send returns, and
-	// gnet keeps this one until the write runs on the loop.
-	frame := wsframe.AppendFrame(make([]byte, 0, size), op, payload)
-	n := len(payload)
-	err := w.gc.AsyncWrite(frame, func(c gnet.Conn, err error) error {
-		w.outQueued.Add(-size)
-		if err != nil {
-			return nil
+	req.timer.Reset(sendWait)
+	select {
+	case <-req.done:
+	case <-req.timer.C:
+		if req.state.CompareAndSwap(sendPending, sendAbandoned) {
+			return conntable.ErrSlowConsumer // req stays with the loop's queue, never reused
 		}
-		w.noteOutbound(c.OutboundBuffered())
-		w.countOut(op, n)
+		<-req.done // the loop has started it: the write is a moment away
+	}
+	req.timer.Stop()
+	err := req.err
+	req.w, req.payload, req.err = nil, nil, nil
+	s.sends.Put(req)
+	return err
+}
+
+// sendRequest carries one Send to the loop and its verdict back. Pooled per Server.
+type sendRequest struct {
+	w       *wsConn
+	op      ws.OpCode
+	payload []byte // the caller's: valid until Send returns, so only while state is sendTaken
+	err     error
+	state   atomic.Int32
+	done    chan struct{} // one value when err is set
+	timer   *time.Timer
+}
+
+const (
+	sendPending   = iota // queued on the loop
+	sendTaken            // the loop runs it; Send waits for done
+	sendAbandoned        // Send gave up waiting; the loop must not touch payload
+)
+
+func newSendRequest() any {
+	t := time.NewTimer(sendWait)
+	t.Stop()
+	return &sendRequest{done: make(chan struct{}, 1), timer: t}
+}
+
+// Run writes the message on the loop, unless Send has given up on it. It implements
+// gnet.Runnable, so handing it to Execute allocates no closure of ours.
+func (r *sendRequest) Run(context.Context) error {
+	if !r.state.CompareAndSwap(sendPending, sendTaken) {
 		return nil
-	})
-	if err != nil {
-		w.outQueued.Add(-size)
-		return conntable.ErrClosing
 	}
+	r.err = r.w.sendOnLoop(r.op, r.payload)
+	r.done <- struct{}{}
 	return nil
 }
 
-// noteOutbound records gnet's outbound buffer size after a write, on the loop. When bytes are
+// sendOnLoop writes one message from another goroutine, header and payload in one writev
+// straight from the caller's buffer (gnet copies what the socket does not take). On the loop,
+// never inside OnTraffic.
+func (w *wsConn) sendOnLoop(op ws.OpCode, payload []byte) error {
+	if w.state != stateOpen {
+		return conntable.ErrClosing
+	}
+	if !w.fits(wsframe.FrameSize(len(payload))) {
+		return conntable.ErrSlowConsumer
+	}
+	l := w.loop
+	l.iov[0] = wsframe.AppendHeader(l.scratch(), true, op, len(payload))
+	l.iov[1] = payload
+	_, err := w.gc.Writev(l.iov[:])
+	l.iov = [2][]byte{} // keep no reference to the caller's buffer
+	if err != nil {
+		return conntable.ErrClosing // gnet has closed the connection
+	}
+	w.countOut(op, len(payload))
+	w.noteOutbound(w.gc.OutboundBuffered())
+	return nil
+}
+
+// fits reports whether n more bytes keep the connection within --max-outbound-bytes: every
+// byte queued for the client counts, in gnet's outbound buffer or in this OnTraffic's batch.
+// Only the one close frame a connection ever gets is written whether it fits or not. On the
+// loop, in an open connection.
+func (w *wsConn) fits(n int) bool {
+	out := w.gc.OutboundBuffered() + n
+	if w.loop.batching == w {
+		out += len(w.loop.out)
+	}
+	return out <= w.loop.srv.opts.MaxOutboundBytes
+}
+
+// noteOutbound looks at gnet's outbound buffer after a write, on the loop. When bytes are
 // left over, the timer is brought forward so the write-stall clock starts now rather than
 // at the next ping check (which may be a whole --ping-interval away).
 func (w *wsConn) noteOutbound(out int) {
-	w.outBuffered.Store(int64(out))
 	if out > 0 && w.state == stateOpen {
 		if at := w.loop.wheel.Now() + max(w.loop.srv.ticks(w.loop.srv.opts.WriteTimeout)/4, 1); at < w.At() {
 			w.loop.wheel.Schedule(w, at)
 		}
-	}
-}
-
-// refreshOutbound reads gnet's outbound buffer size on the loop, waiting at most a second.
-func (w *wsConn) refreshOutbound() {
-	done := make(chan struct{})
-	err := w.gc.EventLoop().Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
-		if w.state != stateClosed {
-			w.outBuffered.Store(int64(w.gc.OutboundBuffered()))
-		}
-		close(done)
-		return nil
-	}))
-	if err != nil {
-		return
-	}
-	t := time.NewTimer(time.Second)
-	defer t.Stop()
-	select {
-	case <-done:
-	case <-t.C:
 	}
 }
 
@@ -238,7 +285,6 @@ func (w *wsConn) timer() {
 	// Open: a client that reads nothing for WriteTimeout is stuck.
 	next := now + s.ticks(s.opts.PingInterval)
 	if out := w.gc.OutboundBuffered(); out > 0 {
-		w.outBuffered.Store(int64(out))
 		if w.stuckSince == 0 || out < w.lastOutSize {
 			w.stuckSince = now
 		}
@@ -249,7 +295,6 @@ func (w *wsConn) timer() {
 		}
 		next = min(next, now+max(s.ticks(s.opts.WriteTimeout)/4, 1))
 	} else {
-		w.outBuffered.Store(0)
 		w.stuckSince, w.lastOutSize = 0, 0
 	}
 
@@ -265,9 +310,13 @@ func (w *wsConn) timer() {
 		}
 		next = min(next, w.pingSentAt+s.ticks(s.opts.PingTimeout))
 	case now-w.lastRead >= s.ticks(s.opts.PingInterval):
-		w.write(wsframe.AppendFrame(w.loop.scratch(), wsframe.OpPing, nil))
-		w.pingSentAt = now
-		next = min(next, now+s.ticks(s.opts.PingTimeout))
+		// A client whose outbound bound is full gets no ping: it is stuck, not silent, and
+		// the write timeout above judges it.
+		if w.fits(wsframe.FrameSize(0)) {
+			w.write(wsframe.AppendFrame(w.loop.scratch(), wsframe.OpPing, nil))
+			w.pingSentAt = now
+			next = min(next, now+s.ticks(s.opts.PingTimeout))
+		}
 	default:
 		next = min(next, w.lastRead+s.ticks(s.opts.PingInterval))
 	}

@@ -22,7 +22,7 @@ type Options struct {
 	ReusePort bool   // SO_REUSEPORT, so several processes can share the port
 
 	MaxMessageSize   int           // default 4 MiB
-	MaxOutboundBytes int           // per connection; default 4 MiB + 1 KiB, so one largest message fits
+	MaxOutboundBytes int           // bytes queued for one client, whatever wrote them (conn.go fits); default 4 MiB + 1 KiB, so one largest message fits
 	MaxHeaderBytes   int           // upgrade request head; default 8 KiB
 	MaxHeaders       int           // header lines in the upgrade request; default wsframe.DefaultMaxHeaders
 	PingInterval     time.Duration // default 20s

@@ -70,12 +70,11 @@ func (ps *pollSession) message(t *metrics.Traffic, typ conntable.MessageType, pa
 		return longpoll.ErrUnknownSession
 	}
 	ps.conn.CountIn()
-	if len(payload) == 0 { // as on a WebSocket: counted, never handed to the backend (CONTRACT §3)
-		ps.mu.Unlock()
+	if len(payload) == 0 { // as on a WebSocket: counted apart; the HTTP backend skips it, loopback echoes it
 		t.EmptyMessages.Add(1)
-		return nil
+	} else {
+		countIn(t, typ, len(payload), true)
 	}
-	countIn(t, typ, len(payload), true)
 	reply, replied, err := ps.srv.opts.Backend.Message(ps.conn, typ, payload)
 	ps.mu.Unlock()
 	switch {

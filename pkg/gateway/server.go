@@ -37,6 +37,7 @@ type Server struct {
 	pollCfg   longpoll.Config
 	sessions  sessionTable
 	stopSweep chan struct{}
+	sends     sync.Pool // *sendRequest
 
 	eng     gnet.Engine
 	booted  chan struct{}
@@ -52,6 +53,7 @@ type loop struct {
 	out      []byte  // OnTraffic's output batch
 	batching *wsConn // whose output is being batched, if any
 	tmp      []byte
+	iov      [2][]byte        // a Send's header and payload, for one writev
 	headers  []wsframe.Header // reused by every handshake on this loop
 	traffic  *metrics.Traffic // this loop's message counters
 
@@ -72,6 +74,7 @@ func New(opts Options) *Server {
 		booted:  make(chan struct{}),
 		stopped: make(chan struct{}),
 	}
+	s.sends.New = newSendRequest
 	s.tick = tickFor(&s.opts)
 	s.pollCfg = longpoll.Config{
 		MaxMessageBytes:  s.opts.MaxMessageSize,
@@ -285,7 +288,10 @@ func (s *Server) read(w *wsConn) gnet.Action {
 				s.message(w, ev)
 			}
 		case wsframe.Ping:
-			if w.state == stateOpen {
+			// A pong that does not fit the outbound bound is not queued: a client that reads
+			// nothing cannot see it, and RFC 6455 §5.5.3 lets a server answer only the latest
+			// of several pings. So pings cost no memory; the write timeout ends such a client.
+			if w.state == stateOpen && w.fits(wsframe.FrameSize(len(ev.Payload))) {
 				w.write(wsframe.AppendFrame(w.loop.scratch(), wsframe.OpPong, ev.Payload))
 			}
 		case wsframe.Pong:
@@ -305,15 +311,17 @@ done:
 	return gnet.None
 }
 
-// message hands a complete client message to the backend and writes an immediate reply.
+// message hands a complete client message, empty ones included (the backend decides what
+// to do with them), to the backend and writes an immediate reply.
 func (s *Server) message(w *wsConn, ev wsframe.Event) {
 	t := w.loop.traffic
 	w.conn.CountIn()
-	if len(ev.Payload) == 0 {
+	switch {
+	case len(ev.Payload) == 0:
 		t.EmptyMessages.Add(1)
-		return
+	default:
+		countIn(t, conntable.MessageType(ev.Op), len(ev.Payload), false)
 	}
-	countIn(t, conntable.MessageType(ev.Op), len(ev.Payload), false)
 	reply, replied, err := s.opts.Backend.Message(w.conn, conntable.MessageType(ev.Op), ev.Payload)
 	if errors.Is(err, backend.ErrInboundFull) {
 		w.startClose(conntable.CloseTryAgainLater, "inbound queue full")
@@ -322,8 +330,7 @@ func (s *Server) message(w *wsConn, ev wsframe.Event) {
 	if !replied {
 		return
 	}
-	size := wsframe.FrameSize(len(reply.Payload))
-	if w.gc.OutboundBuffered()+len(w.loop.out)+size > s.opts.MaxOutboundBytes {
+	if !w.fits(wsframe.FrameSize(len(reply.Payload))) {
 		w.startClose(conntable.CloseTryAgainLater, "outbound buffer full")
 		return
 	}
