@@ -17,13 +17,14 @@ import (
 type connState uint8
 
 const (
-	stateHandshake    connState = iota // reading the upgrade request
+	stateHandshake    connState = iota // reading a request: an upgrade, or a poll request
 	stateAuthorizing                   // upgrade request valid, waiting for the backend's verdict (security.go)
 	stateOpen                          // upgraded
 	stateClosing                       // our close frame is out; waiting for the echo
 	stateClosed                        // gone, or about to be: nothing more is read or written
 	statePollCreating                  // a /poll/create waits for the backend's verdict (poll.go)
 	statePollHeld                      // a /poll/j is held until a message, its ttl, or a newer poll
+	stateKeepAlive                     // a poll request was answered; the next may come (poll.go)
 )
 
 // wsConn is one client connection's gateway state. Fields without atomics belong to the
@@ -263,6 +264,13 @@ func (w *wsConn) timer() {
 		return
 	case statePollHeld:
 		s.heldExpired(w)
+		return
+	case stateKeepAlive: // idle between requests: closed quietly, as HTTP servers do
+		if now >= w.deadline {
+			w.fail(0, "")
+			return
+		}
+		w.loop.wheel.Schedule(w, w.deadline)
 		return
 	case stateHandshake, stateAuthorizing, statePollCreating: // the backend's answer counts against the handshake deadline
 		if now >= w.deadline {

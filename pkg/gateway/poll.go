@@ -139,7 +139,7 @@ func (s *Server) pollAnswer(w *wsConn, reply longpoll.Reply, resp []byte) {
 		w.shut()
 		return
 	}
-	w.state = stateHandshake
+	w.state = stateKeepAlive
 	w.deadline = w.loop.wheel.Now() + s.ticks(s.opts.HandshakeTimeout)
 	w.loop.wheel.Schedule(w, w.deadline)
 }
@@ -357,7 +357,7 @@ func (s *Server) heldExpired(w *wsConn) {
 // unhold ends w's held state. On the loop.
 func (s *Server) unhold(w *wsConn) {
 	w.held = nil
-	w.state = stateHandshake
+	w.state = stateKeepAlive
 	s.opts.Metrics.PollsHeld.Dec()
 }
 

@@ -251,7 +251,12 @@ func (s *Server) read(w *wsConn) gnet.Action {
 	// Discard only once, at the end: Discard recycles Peek's copy of bytes that wrapped
 	// around gnet's ring buffer, and Discard(0) would drop everything.
 	consumed := 0
-	for w.state == stateHandshake && consumed < len(buf) { // keep-alive poll requests come one after another
+	for (w.state == stateHandshake || w.state == stateKeepAlive) && consumed < len(buf) { // keep-alive poll requests come one after another
+		if w.state == stateKeepAlive { // a new request starts: it has the handshake timeout to arrive whole
+			w.state = stateHandshake
+			w.deadline = w.loop.wheel.Now() + s.ticks(s.opts.HandshakeTimeout)
+			w.loop.wheel.Schedule(w, w.deadline)
+		}
 		n := s.handshake(w, buf[consumed:])
 		if n == 0 {
 			break

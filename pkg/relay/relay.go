@@ -137,7 +137,7 @@ func (r *Relay) Start() error {
 }
 
 // pollCloseGrace is how long a drain waits for poll clients to fetch their close record.
-const pollCloseGrace = 2 * time.Second
+const pollCloseGrace = time.Second
 
 // Shutdown drains: /readyz turns 503, new connections get 503, every transport's clients are
 // closed with 1001, queued backend POSTs (disconnects among them) get until ctx ends, then

@@ -624,3 +624,26 @@ func TestPollConcurrentNoLossNoDuplicate(t *testing.T) {
 	}
 	t.Logf("%d sessions × %d messages; redeliveries %v", sessions, perSession, metricValue(t, r, "socketdock_poll_redeliveries_total"))
 }
+
+// An idle keep-alive connection between poll requests is closed quietly after
+// --handshake-timeout: no unsolicited 408, no rejected-upgrade count.
+func TestPollKeepAliveIdleClosesQuietly(t *testing.T) {
+	r := startRelay(t, "--handshake-timeout", "300ms")
+	c := rawHTTPDial(t, r.Public)
+	c.write(t, postReq(r.Public, "/poll/create", "application/x-www-form-urlencoded", ""))
+	if a := c.read(t, "POST"); a.Status != 200 {
+		t.Fatalf("create: %d", a.Status)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	rest, err := io.ReadAll(c.br)
+	if err != nil || len(rest) != 0 {
+		t.Fatalf("idle keep-alive connection got %q (%v), want a quiet close", rest, err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("closed after %v, want about the handshake timeout", d)
+	}
+	if n := metricValue(t, r, `socketdock_upgrades_rejected_total{reason="handshake_timeout"}`); n != 0 {
+		t.Fatalf("%v idle closes counted as rejected upgrades", n)
+	}
+}
