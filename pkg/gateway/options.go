@@ -43,6 +43,7 @@ type Options struct {
 	PollMaxBatchBytes  int           // message bytes in one poll answer; default 1 MiB
 	PollNoJSONP        bool          // refuse cb (400)
 	PollFQDN           string        // the fqdn create answers; default the request's Host
+	NewSessionID       func() string // poll session ids; default longpoll.NewSessionID (a cluster tags them)
 
 	Hub     *hub.Hub // admission, open and close bookkeeping, drain
 	Backend backend.Backend
@@ -80,6 +81,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.PollSessionTimeout <= 0 {
 		o.PollSessionTimeout = 60 * time.Second
+	}
+	if o.NewSessionID == nil {
+		o.NewSessionID = longpoll.NewSessionID
 	}
 }
 

@@ -34,7 +34,7 @@ type pollSession struct {
 }
 
 func (s *Server) newPollSession(t hub.Ticket) *pollSession {
-	return &pollSession{id: longpoll.NewSessionID(), srv: s, out: longpoll.NewSession(&s.pollCfg), ticket: t}
+	return &pollSession{id: s.opts.NewSessionID(), srv: s, out: longpoll.NewSession(&s.pollCfg), ticket: t}
 }
 
 // Name implements conntable.Transport.
