@@ -44,6 +44,7 @@ type Options struct {
 	PollNoJSONP        bool          // refuse cb (400)
 	PollFQDN           string        // the fqdn create answers; default the request's Host
 	NewSessionID       func() string // poll session ids; default longpoll.NewSessionID (a cluster tags them)
+	PollForwarder      PollForwarder // serves sessions other instances hold (cluster.go); nil: none
 
 	Hub     *hub.Hub // admission, open and close bookkeeping, drain
 	Backend backend.Backend

@@ -110,6 +110,9 @@ type sessionTable struct {
 	mu    sync.RWMutex
 	m     map[string]*pollSession
 	gauge prometheus.Gauge
+
+	remoteOnce sync.Once
+	remote     *metrics.Traffic // counts sessions' messages served for other instances (cluster.go)
 }
 
 func (t *sessionTable) add(ps *pollSession) {

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/socketdock/socketdock/pkg/backend"
+	"github.com/socketdock/socketdock/pkg/cluster"
 	"github.com/socketdock/socketdock/pkg/config"
 	"github.com/socketdock/socketdock/pkg/conntable"
 	"github.com/socketdock/socketdock/pkg/control"
@@ -30,6 +31,7 @@ type Relay struct {
 	hub     *hub.Hub
 	control *control.Server
 	gateway *gateway.Server
+	cluster *cluster.Node // nil without --cluster (cluster.go)
 }
 
 // New builds a relay from validated options (see config.Parse).
@@ -65,7 +67,9 @@ func New(opts config.Options, log zerolog.Logger) (*Relay, error) {
 			authz = h
 		}
 	}
+	r.newCluster()
 	r.hub = hub.New(hub.Options{
+		NewID:               r.clusterIDs(),
 		MaxConnections:      opts.MaxConnections,
 		MaxConnectionsPerIP: opts.MaxConnectionsPerIP,
 		Table:               r.Table,
@@ -82,6 +86,7 @@ func New(opts config.Options, log zerolog.Logger) (*Relay, error) {
 		Table:          r.Table,
 		Metrics:        r.Metrics,
 		Logger:         log,
+		Forward:        r.controlForwarder(),
 	})
 	r.gateway = gateway.New(gateway.Options{
 		Addr:               r.PublicAddr(),
@@ -109,7 +114,10 @@ func New(opts config.Options, log zerolog.Logger) (*Relay, error) {
 		Backend:            r.backend,
 		Metrics:            r.Metrics,
 		Logger:             log,
+		NewSessionID:       r.clusterIDs(),
+		PollForwarder:      r.pollForwarder(),
 	})
+	r.attachCluster()
 	return r, nil
 }
 
@@ -125,12 +133,17 @@ func (r *Relay) ControlAddr() string {
 
 // Start opens both listeners.
 func (r *Relay) Start() error {
+	if err := r.joinCluster(); err != nil { // before any id is issued: ids carry its tag
+		return err
+	}
 	if err := r.control.Start(); err != nil {
+		r.leaveCluster()
 		return err
 	}
 	r.warnOpenControl()
 	if err := r.gateway.Start(); err != nil {
 		_ = r.control.Stop()
+		r.leaveCluster()
 		return err
 	}
 	return nil
@@ -150,6 +163,7 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 	gwErr := r.gateway.Stop(stopCtx)
 	beErr := r.backend.Drain(ctx)
 	ctlErr := r.control.Stop()
+	r.leaveCluster() // after the drain: calls from other instances for draining connections were answered
 	for _, err := range []error{beErr, gwErr, ctlErr} {
 		if err != nil {
 			return err
