@@ -6,6 +6,7 @@ import (
 	"errors"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -46,6 +47,7 @@ func (n *Node) call(tag string, op opcode, data []byte, timeout time.Duration) (
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
 		return nil, errTimeout
 	}
+	n.log.Debug().Err(err).Str("op", op.String()).Msg("call not sent")
 	return nil, errUnavailable // reconnecting (no buffer), closed, or the like: not sent
 }
 
@@ -159,19 +161,20 @@ func (n *Node) ForwardPoll(call *gateway.PollCall, done func(gateway.PollResult)
 		return
 	}
 	data := r.append(make([]byte, 0, requestFixed+len(r.id)+len(r.body)))
-	route := call.Route
+	tag := strings.Clone(r.id[len(r.id)-8:]) // the session id aliases the client's request
+	op, route := r.op, call.Route
 	timeout := n.opts.Timeout + call.TTL
 	go func() {
-		m, err := n.call(r.id[len(r.id)-8:], r.op, data, timeout)
+		m, err := n.call(tag, op, data, timeout)
 		var a answer
 		if err == nil {
 			if a, err = decodeAnswer(m.Data); err != nil {
-				n.record(r.op, start, nil, 502)
+				n.record(op, start, nil, 502)
 				done(gateway.PollResult{Err: errBadAnswer})
 				return
 			}
 		}
-		n.record(r.op, start, err, a.status)
+		n.record(op, start, err, a.status)
 		switch {
 		case errors.Is(err, errOwnerGone):
 			done(gateway.PollResult{Err: longpoll.ErrUnknownSession})

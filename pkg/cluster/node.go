@@ -86,6 +86,8 @@ type Node struct {
 	membersMu sync.Mutex
 	members   map[string]time.Time // other instances' tags, by last heartbeat
 
+	randomTag func() uint32 // crypto/rand; tests substitute a sequence
+
 	latency    *prometheus.HistogramVec
 	results    *prometheus.CounterVec
 	served     *prometheus.CounterVec
@@ -111,6 +113,11 @@ func New(opts Options) *Node {
 		closed:  make(chan struct{}),
 		done:    make(chan struct{}),
 		members: make(map[string]time.Time),
+	}
+	n.randomTag = func() uint32 {
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		return binary.BigEndian.Uint32(b[:])
 	}
 	n.registerMetrics(opts.Metrics.Registry)
 	return n
@@ -233,9 +240,7 @@ func (n *Node) Start() error {
 // even odds of one.
 func (n *Node) claimTag() error {
 	for range 8 {
-		var b [4]byte
-		_, _ = rand.Read(b[:])
-		tag := binary.BigEndian.Uint32(b[:])
+		tag := n.randomTag()
 		text := conntable.FormatTag(tag)
 		_, err := n.nc.Request(n.subject(text, opPing), nil, n.opts.Timeout)
 		switch {

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -396,4 +397,157 @@ func doHeader(t testing.TB, method, url, contentType string, body []byte) (int, 
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b), resp.Header
+}
+
+// Churn: clients come and go on every instance, the backend sends through random instances
+// and clients poll through random instances. Every message answered 200 (201) arrives once,
+// in order; nothing else arrives.
+func TestClusterChurnLosesAndDuplicatesNothing(t *testing.T) {
+	ns := startNATS(t, -1)
+	backend := newBackend(t)
+	relays := []*testRelay{
+		clusterRelay(t, ns.ClientURL(), backend.relayArgs()...),
+		clusterRelay(t, ns.ClientURL(), backend.relayArgs()...),
+		clusterRelay(t, ns.ClientURL(), backend.relayArgs()...),
+	}
+	const workers, rounds, perConn = 12, 4, 15
+	// idOf finds the connection that sent name as its first message.
+	idOf := func(t testing.TB, name string) string {
+		var id string
+		eventually(t, 5*time.Second, "the message POST of "+name, func() bool {
+			for _, p := range backend.on("/message") {
+				if p.Body["message"] == name {
+					id, _ = p.meta()["connection_id"].(string)
+					return true
+				}
+			}
+			return false
+		})
+		return id
+	}
+	pick := func(i, j, k int) *testRelay { return relays[(i*7+j*3+k)%len(relays)] }
+	var wg sync.WaitGroup
+	errs := make(chan string, workers*rounds)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for round := range rounds {
+				name := "w" + strconv.Itoa(w) + "-r" + strconv.Itoa(round)
+				if w%3 == 2 {
+					if msg := churnPoll(t, relays, pick, w, round, name, idOf); msg != "" {
+						errs <- msg
+					}
+					continue
+				}
+				c, _, err := websocket.DefaultDialer.Dial(pick(w, round, 0).WSURL, nil)
+				if err != nil {
+					errs <- name + ": dial: " + err.Error()
+					return
+				}
+				_ = c.WriteMessage(websocket.TextMessage, []byte(name))
+				id := idOf(t, name)
+				for k := range perConn {
+					if status, _ := sendVia(t, pick(w, round, k+1), id, name+"/"+strconv.Itoa(k)); status != 200 {
+						errs <- name + ": send " + strconv.Itoa(k) + ": " + strconv.Itoa(status)
+					}
+				}
+				if status, _ := post(t, pick(w, round, perConn+1).Control+"/socket/"+id+"/disconnect", "", nil); status != 200 {
+					errs <- name + ": disconnect: " + strconv.Itoa(status)
+				}
+				var got []string
+				_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				for {
+					_, p, err := c.ReadMessage()
+					if err != nil {
+						if !websocket.IsCloseError(err, 1000) {
+							errs <- name + ": read: " + err.Error()
+						}
+						break
+					}
+					got = append(got, string(p))
+				}
+				c.Close()
+				if msg := sameSequence(name, got, perConn); msg != "" {
+					errs <- msg
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	// Each client message reached the backend exactly once.
+	seen := map[string]int{}
+	for _, p := range backend.on("/message") {
+		s, _ := p.Body["message"].(string)
+		seen[s]++
+	}
+	for s, n := range seen {
+		if n != 1 {
+			t.Errorf("backend got %q %d times", s, n)
+		}
+	}
+	if want := workers * rounds; len(seen) < want {
+		t.Errorf("backend saw %d distinct messages, want at least %d", len(seen), want)
+	}
+}
+
+// sameSequence checks got is name/0 ... name/n-1, in order.
+func sameSequence(name string, got []string, n int) string {
+	if len(got) != n {
+		return name + ": got " + strconv.Itoa(len(got)) + " messages, want " + strconv.Itoa(n) + ": " + strings.Join(got, ",")
+	}
+	for k, m := range got {
+		if m != name+"/"+strconv.Itoa(k) {
+			return name + ": message " + strconv.Itoa(k) + " is " + m
+		}
+	}
+	return ""
+}
+
+// churnPoll is one poll client's life: create, a few messages in (through other instances),
+// the backend's messages out (polled through other instances, with ack), close.
+func churnPoll(t testing.TB, relays []*testRelay, pick func(i, j, k int) *testRelay, w, round int, name string,
+	idOf func(testing.TB, string) string) string {
+	const in, out = 3, 15
+	pc := newPollClient(t)
+	session := pc.create(pick(w, round, 0))
+	if status := pc.send(pick(w, round, 1), session, name); status != 201 {
+		return name + ": poll send: " + strconv.Itoa(status)
+	}
+	for k := range in {
+		if status := pc.send(pick(w, round, k+2), session, name+"/in"+strconv.Itoa(k)); status != 201 {
+			return name + ": poll send: " + strconv.Itoa(status)
+		}
+	}
+	id := idOf(t, name)
+	for k := range out {
+		if status, _ := sendVia(t, pick(w, round, k+3), id, name+"/"+strconv.Itoa(k)); status != 200 {
+			return name + ": send " + strconv.Itoa(k) + ": " + strconv.Itoa(status)
+		}
+	}
+	var got []string
+	for i := 0; len(got) < out && i < 50; i++ {
+		status, a := pc.poll(pick(w, round, i+5), session, time.Second)
+		if status != 200 {
+			return name + ": poll: " + strconv.Itoa(status) + " " + a.Error
+		}
+		for _, m := range a.Messages {
+			if m.Type == "heartbeat" {
+				continue
+			}
+			if m.Seq != pc.ack+1 {
+				return name + ": seq " + strconv.FormatUint(m.Seq, 10) + " after " + strconv.FormatUint(pc.ack, 10)
+			}
+			pc.ack = m.Seq
+			got = append(got, m.Data)
+		}
+	}
+	if status, _ := pc.get("http://" + pick(w, round, 99).Public + "/poll/c/" + session); status != 200 {
+		return name + ": close: " + strconv.Itoa(status)
+	}
+	return sameSequence(name, got, out)
 }
