@@ -21,8 +21,8 @@ func (n *Node) dispatch(m *nats.Msg) {
 		return
 	}
 	w := 0
-	if r, err := decodeRequest(m.Data); err == nil && len(r.id) >= 2 {
-		w = int(r.id[0]^r.id[1]) % len(n.workers) // ids are random at the front
+	if id := requestID(m.Data); len(id) >= 2 {
+		w = int(id[0]^id[1]) % len(n.workers) // ids are random at the front
 	}
 	select {
 	case n.workers[w] <- m:

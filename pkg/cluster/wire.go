@@ -113,6 +113,15 @@ func decodeRequest(b []byte) (request, error) {
 	return r, nil
 }
 
+// requestID is the id of an encoded request without decoding the rest, or nil.
+func requestID(b []byte) []byte {
+	const at = requestFixed - 2 // the id's length byte
+	if len(b) < requestFixed || int(b[at]) > len(b)-at-2 {
+		return nil
+	}
+	return b[at+1 : at+1+int(b[at])]
+}
+
 // answer is the owner's reply: an HTTP-like status, and for the control API the answer's
 // Content-Type, Retry-After and body; for a poll route a refusal's reason (body) and extra
 // header lines, or a batch (body, see appendBatch).

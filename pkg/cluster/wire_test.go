@@ -16,6 +16,9 @@ func TestRequestRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%v: %v", r.op, err)
 		}
+		if id := requestID(r.append(nil)); string(id) != r.id {
+			t.Fatalf("requestID = %q, want %q", id, r.id)
+		}
 		if got.op != r.op || got.actBy != r.actBy || got.flags != r.flags || got.ack != r.ack || got.ttl != r.ttl ||
 			got.id != r.id || !bytes.Equal(got.contentType, r.contentType) || !bytes.Equal(got.body, r.body) {
 			t.Fatalf("round trip of %+v gave %+v", r, got)
