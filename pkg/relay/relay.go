@@ -38,6 +38,7 @@ type Relay struct {
 func New(opts config.Options, log zerolog.Logger) (*Relay, error) {
 	r := &Relay{opts: opts, log: log, Table: conntable.New()}
 	r.Metrics = metrics.New(func() float64 { return float64(r.Table.Active()) }, func() float64 { return float64(r.Table.Lifetime()) })
+	r.registerLimits()
 	r.backend = backend.Loopback{}
 	var authz backend.Authorizer // nil: --connect-mode notify
 	if opts.Backend == "http" {
