@@ -318,6 +318,8 @@ func TestClusterOwnerGone(t *testing.T) {
 	if status, _ := sendVia(t, b, idA, "x"); status != 200 {
 		t.Fatalf("before: %d", status)
 	}
+	pc := newPollClient(t)
+	session := pc.create(a)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := a.Shutdown(ctx); err != nil {
@@ -329,6 +331,9 @@ func TestClusterOwnerGone(t *testing.T) {
 	}
 	if took := time.Since(start); took > time.Second {
 		t.Fatalf("owner gone took %v: no responders should answer at once", took)
+	}
+	if status := pc.send(b, session, "x"); status != 403 {
+		t.Fatalf("poll session of a gone owner: %d, want 403", status)
 	}
 	if status, _ := sendVia(t, b, idB, "still here"); status != 200 {
 		t.Fatalf("local send on B: %d", status)
@@ -351,10 +356,17 @@ func TestClusterNATSOutage(t *testing.T) {
 	cb := dial(t, b.WSURL, nil)
 	idB := backend.connID(t, 2)
 
+	pc := newPollClient(t)
+	session := pc.create(a)
+
 	ns.Shutdown()
 	ns.WaitForShutdown()
 	eventually(t, 5*time.Second, "B to notice NATS is gone", func() bool { return !b.Cluster().Connected() })
-	status, _, header := doHeader(t, "POST", b.Control+"/socket/"+idA+"/send", "text/plain", []byte("during the outage"))
+	status, body, header := doHeader(t, "GET", "http://"+b.Public+"/poll/s/"+session+"?d=x", "", nil)
+	if status != 503 || header.Get("Retry-After") == "" {
+		t.Fatalf("remote poll send during the outage: %d %s Retry-After %q", status, body, header.Get("Retry-After"))
+	}
+	status, _, header = doHeader(t, "POST", b.Control+"/socket/"+idA+"/send", "text/plain", []byte("during the outage"))
 	if status != 503 || header.Get("Retry-After") == "" {
 		t.Fatalf("remote send during the outage: %d Retry-After %q", status, header.Get("Retry-After"))
 	}
@@ -378,6 +390,20 @@ func TestClusterNATSOutage(t *testing.T) {
 	if _, p := readMessage(t, ca); string(p) != "after" {
 		t.Fatalf("A's client got %q first, want the message sent after the outage", p)
 	}
+	if status := pc.send(b, session, "after"); status != 201 {
+		t.Fatalf("remote poll send after the outage: %d", status)
+	}
+	eventually(t, 5*time.Second, "the poll message after the outage", func() bool {
+		for _, p := range backend.on("/message") {
+			if p.Body["message"] == "x" {
+				t.Fatal("the poll message refused with 503 reached the backend")
+			}
+			if p.Body["message"] == "after" {
+				return true
+			}
+		}
+		return false
+	})
 }
 
 // doHeader is do that also returns the answer's headers.
