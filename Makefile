@@ -7,7 +7,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 STATICCHECK := $(TOOLS)/bin/staticcheck
 NODE_DIR  := test/node
 
-.PHONY: all build run test lint unit e2e-node js-client node-deps fuzz clean
+.PHONY: all build run test lint unit e2e-node js-client node-deps fuzz clean cluster-demo image
 
 all: build
 
@@ -51,9 +51,21 @@ fuzz:
 	  $(GO) test ./pkg/wsframe -run '^$$' -fuzz "^$$t$$" -fuzztime $${FUZZTIME:-60s} || exit 1; done
 	$(GO) test ./pkg/backend -run '^$$' -fuzz '^FuzzEncodeMessage$$' -fuzztime $${FUZZTIME:-60s}
 	$(GO) test ./pkg/control -run '^$$' -fuzz '^FuzzRouting$$' -fuzztime $${FUZZTIME:-60s}
+	$(GO) test ./pkg/cluster -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $${FUZZTIME:-60s}
 	$(GO) test ./internal/jsonstr -run '^$$' -fuzz '^FuzzAppend$$' -fuzztime $${FUZZTIME:-60s}
 	@for t in FuzzParams FuzzCallback FuzzBase64 FuzzSession; do \
 	  $(GO) test ./pkg/longpoll -run '^$$' -fuzz "^$$t$$" -fuzztime $${FUZZTIME:-60s} || exit 1; done
+
+# The container image (Dockerfile): a static binary built here, copied onto scratch.
+IMAGE ?= socketdock:$(VERSION)
+image:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/socketdock-static ./cmd/socketdock
+	@engine=$$(command -v podman || command -v docker) || { echo "make image needs podman (apt-get install podman) or docker" >&2; exit 1; }; \
+	  $$engine build -t $(IMAGE) -t socketdock:latest .
+
+# NATS, three instances joined over it, and HAProxy in front (docs/SCALING.md).
+cluster-demo:
+	BIN=$(BIN) bash configs/cluster-demo.sh
 
 clean:
 	rm -rf $(BIN) $(TOOLS)

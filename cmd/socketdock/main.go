@@ -52,6 +52,10 @@ func newLogger(opts config.Options) zerolog.Logger {
 }
 
 func run(opts config.Options, log zerolog.Logger) error {
+	fdLimit, fdErr := relay.RaiseFileLimit()
+	if fdErr != nil {
+		log.Warn().Err(fdErr).Uint64("fd_limit", fdLimit).Msg("could not raise the open-file limit to its hard limit")
+	}
 	r, err := relay.New(opts, log)
 	if err != nil {
 		return err
@@ -60,7 +64,8 @@ func run(opts config.Options, log zerolog.Logger) error {
 		return err
 	}
 	log.Info().Str("version", version).Str("public", "ws://"+r.PublicAddr()+"/ws").Str("control", r.ControlAddr()).
-		Str("endpoint", redact.URI(opts.Endpoint)).Str("backend", opts.Backend).Msg("socketdock listening")
+		Str("endpoint", redact.URI(opts.Endpoint)).Str("backend", opts.Backend).
+		Uint64("fd_limit", fdLimit).Int64("connection_ceiling", r.ConnectionCeiling()).Msg("socketdock listening")
 
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)

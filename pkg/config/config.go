@@ -69,6 +69,7 @@ type Options struct {
 	Subprotocols      string // Sec-WebSocket-Protocol values, in the server's order of preference
 
 	PollOptions
+	ClusterOptions
 
 	LogLevel  string
 	LogFormat string
@@ -106,6 +107,7 @@ func Defaults() Options {
 		LogLevel:         "INFO",
 		LogFormat:        "json",
 		PollOptions:      pollDefaults(),
+		ClusterOptions:   clusterDefaults(),
 	}
 }
 
@@ -152,6 +154,7 @@ func (o *Options) flagSet() *flag.FlagSet {
 	fs.StringVar(&o.Subprotocols, "subprotocols", o.Subprotocols, "comma-separated WebSocket subprotocols, most preferred first")
 	fs.BoolVar(&o.Pprof, "pprof", o.Pprof, "serve Go's profiler at /debug/pprof/ on the control listener (behind the control token)")
 	o.PollOptions.addFlags(fs)
+	o.ClusterOptions.addFlags(fs)
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "DEBUG, INFO, WARNING, ERROR or CRITICAL")
 	fs.StringVar(&o.LogFormat, "log-format", o.LogFormat, "json or console")
 	fs.BoolVar(&o.Version, "version", o.Version, "print the version and exit")
@@ -277,6 +280,9 @@ func (o *Options) finish() error {
 		return err
 	}
 	if err := o.PollOptions.check(); err != nil {
+		return err
+	}
+	if err := o.ClusterOptions.check(); err != nil {
 		return err
 	}
 	checks := []struct {

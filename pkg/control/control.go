@@ -44,6 +44,40 @@ type Options struct {
 	Metrics *metrics.Metrics
 	Logger  zerolog.Logger
 	Started time.Time // for /status uptime
+
+	Forward Forwarder // answers for connections other instances hold (CONTRACT §10); nil: none
+}
+
+// Forwarder reaches the connections other instances hold (pkg/cluster).
+type Forwarder interface {
+	// Remote reports whether id belongs to another instance.
+	Remote(id string) bool
+	// Forward serves op ("send", "disconnect" or "info") for id at its owner, which answers
+	// through ServeLocal, and writes the owner's answer (or 404, 503, 504) into ctx.
+	Forward(ctx *fasthttp.RequestCtx, op string, id string)
+	// ClusterStatus answers GET /status?scope=cluster: every instance's figures and their sums.
+	ClusterStatus(ctx *fasthttp.RequestCtx)
+}
+
+// Ops a Forwarder forwards, as ServeLocal takes them.
+const (
+	OpSend       = "send"
+	OpDisconnect = "disconnect"
+	OpInfo       = "info"
+)
+
+// ServeLocal serves op for id as the owner of the connection, for another instance that
+// forwarded the request (its body and Content-Type in ctx.Request): the same answers as the
+// route's, never forwarded again.
+func (s *Server) ServeLocal(ctx *fasthttp.RequestCtx, op string, id string) {
+	v := verdict{route: routeInfo, id: id}
+	switch op {
+	case OpSend:
+		v.route = routeSend
+	case OpDisconnect:
+		v.route = routeDisconnect
+	}
+	s.serveSocket(ctx, v, false)
 }
 
 // Server serves the control API over fasthttp.
@@ -291,8 +325,21 @@ func (s *Server) authorized(h *fasthttp.RequestHeader) bool {
 }
 
 // socket serves /socket/<id>, /socket/<id>/send and /socket/<id>/disconnect.
-func (s *Server) socket(ctx *fasthttp.RequestCtx, v verdict) {
+func (s *Server) socket(ctx *fasthttp.RequestCtx, v verdict) { s.serveSocket(ctx, v, true) }
+
+func (s *Server) serveSocket(ctx *fasthttp.RequestCtx, v verdict, forward bool) {
 	c := s.opts.Table.Get(v.id)
+	if c == nil && forward && s.opts.Forward != nil && s.opts.Forward.Remote(v.id) {
+		op := OpInfo
+		switch v.route {
+		case routeSend:
+			op = OpSend
+		case routeDisconnect:
+			op = OpDisconnect
+		}
+		s.opts.Forward.Forward(ctx, op, v.id)
+		return
+	}
 	if c == nil {
 		if v.route == routeSend {
 			s.opts.Metrics.SendResults.WithLabelValues("unknown").Inc()
@@ -394,6 +441,10 @@ func (s *Server) info(ctx *fasthttp.RequestCtx, c *conntable.Conn) {
 }
 
 func (s *Server) status(ctx *fasthttp.RequestCtx) {
+	if s.opts.Forward != nil && string(ctx.QueryArgs().Peek("scope")) == "cluster" {
+		s.opts.Forward.ClusterStatus(ctx)
+		return
+	}
 	up := time.Since(s.opts.Started)
 	writeJSON(ctx, map[string]any{
 		"uptime":      map[string]int64{"ns": up.Nanoseconds(), "seconds": int64(up / time.Second)},

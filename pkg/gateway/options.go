@@ -45,6 +45,8 @@ type Options struct {
 	PollMaxBatchBytes  int           // message bytes in one poll answer; default 1 MiB
 	PollNoJSONP        bool          // refuse cb (400)
 	PollFQDN           string        // the fqdn create answers; default the request's Host
+	NewSessionID       func() string // poll session ids; default longpoll.NewSessionID (a cluster tags them)
+	PollForwarder      PollForwarder // serves sessions other instances hold (cluster.go); nil: none
 
 	Hub     *hub.Hub // admission, open and close bookkeeping, drain
 	Backend backend.Backend
@@ -82,6 +84,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.PollSessionTimeout <= 0 {
 		o.PollSessionTimeout = 60 * time.Second
+	}
+	if o.NewSessionID == nil {
+		o.NewSessionID = longpoll.NewSessionID
 	}
 }
 

@@ -82,6 +82,9 @@ func (s *Server) pollRequest(w *wsConn, req *wsframe.Request, buf []byte, n int)
 		s.pollAnswer(w, reply, longpoll.AppendPreflight(l.pollOut[:0], reply, req.Get("access-control-request-headers")))
 		return n + body
 	}
+	if s.forwardPoll(w, p, reply) { // a session another instance holds (cluster.go)
+		return n + body
+	}
 	switch p.Route {
 	case longpoll.RouteCreate:
 		s.pollCreate(w, req, p, reply)
@@ -291,7 +294,7 @@ func (s *Server) pollPoll(w *wsConn, p *longpoll.Params, reply longpoll.Reply) {
 	}
 	ready, displaced := ps.out.Poll(p.Ack, p.HasAck, waiter(h))
 	if displaced != nil {
-		displaced.(*heldPoll).displace()
+		displaced.(displacer).displace()
 	}
 	if ps.out.Finished() { // the close record went out and this poll confirmed the rest
 		if h != nil {

@@ -34,7 +34,7 @@ type pollSession struct {
 }
 
 func (s *Server) newPollSession(t hub.Ticket) *pollSession {
-	return &pollSession{id: longpoll.NewSessionID(), srv: s, out: longpoll.NewSession(&s.pollCfg), ticket: t}
+	return &pollSession{id: s.opts.NewSessionID(), srv: s, out: longpoll.NewSession(&s.pollCfg), ticket: t}
 }
 
 // Name implements conntable.Transport.
@@ -113,6 +113,9 @@ type sessionTable struct {
 	mu    sync.RWMutex
 	m     map[string]*pollSession
 	gauge prometheus.Gauge
+
+	remoteOnce sync.Once
+	remote     *metrics.Traffic // counts sessions' messages served for other instances (cluster.go)
 }
 
 func (t *sessionTable) add(ps *pollSession) {

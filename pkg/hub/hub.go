@@ -30,6 +30,10 @@ type Options struct {
 	MaxConnections      int
 	MaxConnectionsPerIP int
 
+	// NewID makes connection ids; nil: conntable.NewID. A cluster sets one that tags ids
+	// with the instance (conntable.NewTaggedID).
+	NewID func() string
+
 	Table   *conntable.Table
 	Backend backend.Backend
 	Metrics *metrics.Metrics
@@ -48,6 +52,9 @@ type Hub struct {
 
 // New returns a Hub.
 func New(opts Options) *Hub {
+	if opts.NewID == nil {
+		opts.NewID = conntable.NewID
+	}
 	return &Hub{opts: opts, perIP: make(map[string]int)}
 }
 
@@ -107,7 +114,7 @@ func (h *Hub) Release(t *Ticket) {
 // NewConn builds the record of a connection about to open.
 func (h *Hub) NewConn(t conntable.Transport, remote net.Addr, headers [][2]string, path string) *conntable.Conn {
 	return &conntable.Conn{
-		ID:          conntable.NewID(),
+		ID:          h.opts.NewID(),
 		ConnectedAt: time.Now().UnixNano(),
 		RemoteAddr:  remote,
 		Transport:   t,

@@ -172,18 +172,25 @@ func (s *Session) Cancel(w Waiter) bool {
 // most MaxBatchBytes of message data but at least one message, and the close record once
 // the session is closed and no message is left behind. It appends to dst[:0], so a loop
 // can reuse one slice. The messages count as sent: the next poll confirms them.
-func (s *Session) Take(dst []Message) Batch {
+func (s *Session) Take(dst []Message) Batch { return s.TakeWithin(dst, 0, 0) }
+
+// TakeWithin is Take for an answer that must fit a size: when maxSize > 0, the batch stops
+// before the message that would bring its data plus perMessage bytes for each message past
+// maxSize (the first message is always taken). A cluster uses it for an answer that travels
+// over NATS, whose messages have a maximum size.
+func (s *Session) TakeWithin(dst []Message, maxSize, perMessage int) Batch {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	b := Batch{Messages: dst[:0]}
 	start := s.head + s.sent
-	i, total := start, 0
+	i, total, size := start, 0, 0
 	for ; i < len(s.queue); i++ {
 		e := &s.queue[i]
-		if i > start && total+len(e.data) > s.maxBatch {
+		if i > start && (total+len(e.data) > s.maxBatch || maxSize > 0 && size+len(e.data)+perMessage > maxSize) {
 			break
 		}
 		total += len(e.data)
+		size += len(e.data) + perMessage
 		seq := s.first + uint64(i-s.head)
 		if seq <= s.maxSent {
 			b.Redelivered++

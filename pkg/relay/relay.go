@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/socketdock/socketdock/pkg/backend"
+	"github.com/socketdock/socketdock/pkg/cluster"
 	"github.com/socketdock/socketdock/pkg/config"
 	"github.com/socketdock/socketdock/pkg/conntable"
 	"github.com/socketdock/socketdock/pkg/control"
@@ -30,12 +31,14 @@ type Relay struct {
 	hub     *hub.Hub
 	control *control.Server
 	gateway *gateway.Server
+	cluster *cluster.Node // nil without --cluster (cluster.go)
 }
 
 // New builds a relay from validated options (see config.Parse).
 func New(opts config.Options, log zerolog.Logger) (*Relay, error) {
 	r := &Relay{opts: opts, log: log, Table: conntable.New()}
 	r.Metrics = metrics.New(func() float64 { return float64(r.Table.Active()) }, func() float64 { return float64(r.Table.Lifetime()) })
+	r.registerLimits()
 	r.backend = backend.Loopback{}
 	var authz backend.Authorizer // nil: --connect-mode notify
 	if opts.Backend == "http" {
@@ -65,7 +68,9 @@ func New(opts config.Options, log zerolog.Logger) (*Relay, error) {
 			authz = h
 		}
 	}
+	r.newCluster()
 	r.hub = hub.New(hub.Options{
+		NewID:               r.clusterIDs(),
 		MaxConnections:      opts.MaxConnections,
 		MaxConnectionsPerIP: opts.MaxConnectionsPerIP,
 		Table:               r.Table,
@@ -82,6 +87,7 @@ func New(opts config.Options, log zerolog.Logger) (*Relay, error) {
 		Table:          r.Table,
 		Metrics:        r.Metrics,
 		Logger:         log,
+		Forward:        r.controlForwarder(),
 	})
 	r.gateway = gateway.New(gateway.Options{
 		Addr:               r.PublicAddr(),
@@ -109,7 +115,10 @@ func New(opts config.Options, log zerolog.Logger) (*Relay, error) {
 		Backend:            r.backend,
 		Metrics:            r.Metrics,
 		Logger:             log,
+		NewSessionID:       r.clusterIDs(),
+		PollForwarder:      r.pollForwarder(),
 	})
+	r.attachCluster()
 	return r, nil
 }
 
@@ -125,12 +134,17 @@ func (r *Relay) ControlAddr() string {
 
 // Start opens both listeners.
 func (r *Relay) Start() error {
+	if err := r.joinCluster(); err != nil { // before any id is issued: ids carry its tag
+		return err
+	}
 	if err := r.control.Start(); err != nil {
+		r.leaveCluster()
 		return err
 	}
 	r.warnOpenControl()
 	if err := r.gateway.Start(); err != nil {
 		_ = r.control.Stop()
+		r.leaveCluster()
 		return err
 	}
 	return nil
@@ -158,6 +172,7 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 	gwErr := r.gateway.Stop(stopCtx)
 	beErr := r.backend.Drain(ctx)
 	ctlErr := r.control.Stop()
+	r.leaveCluster() // after the drain: calls from other instances for draining connections were answered
 	for _, err := range []error{beErr, gwErr, ctlErr} {
 		if err != nil {
 			return err
