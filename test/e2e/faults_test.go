@@ -48,8 +48,9 @@ type faultBackend struct {
 
 type fbConn struct {
 	connects, disconnects int
-	messages              []string       // in arrival order, every attempt
-	answered2xx           map[string]int // message → 2xx answers
+	messages              []string        // in arrival order, every attempt
+	answered2xx           map[string]int  // message → 2xx answers to distinct event ids
+	acted                 map[string]bool // event ids answered 2xx
 	inflight              int
 	disconnect            map[string]any // the last disconnect body
 }
@@ -147,7 +148,7 @@ func (fb *faultBackend) serve(w http.ResponseWriter, r *http.Request) {
 	fb.totalPosts++
 	c := fb.conns[id]
 	if c == nil {
-		c = &fbConn{answered2xx: make(map[string]int)}
+		c = &fbConn{answered2xx: make(map[string]int), acted: make(map[string]bool)}
 		fb.conns[id] = c
 	}
 	switch r.URL.Path {
@@ -172,7 +173,11 @@ func (fb *faultBackend) serve(w http.ResponseWriter, r *http.Request) {
 	fb.mu.Lock()
 	if r.URL.Path == "/message" {
 		c.inflight--
-		if rec.status >= 200 && rec.status < 300 {
+		// Counted as a backend that drops repeats by X-SocketDock-Event-Id acts: a retry of a
+		// POST whose 2xx the relay never received (the backend closed under it) repeats its
+		// event id (CONTRACT §3), and is acted on once.
+		if eventID := r.Header.Get("X-SocketDock-Event-Id"); rec.status >= 200 && rec.status < 300 && !c.acted[eventID] {
+			c.acted[eventID] = true
 			c.answered2xx[msg]++
 		}
 	}
