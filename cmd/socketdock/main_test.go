@@ -145,13 +145,16 @@ func startCLI(t *testing.T, env []string, port int, args ...string) *exec.Cmd {
 
 // CONTRACT §2: SOCKETDOCK_* variables set options; the command line wins; SIGTERM exits 0.
 func TestEnvironmentAndPrecedence(t *testing.T) {
-	envPort, flagPort := freePort(t), freePort(t)
-	cmd := startCLI(t, []string{"SOCKETDOCK_BINDPORT=" + strconv.Itoa(envPort), "SOCKETDOCK_LOG_LEVEL=warning"}, envPort)
+	// Control ports are named too: bindport+1 is not known to be free.
+	envPort, flagPort, controlPort := freePort(t), freePort(t), strconv.Itoa(freePort(t))
+	cmd := startCLI(t, []string{"SOCKETDOCK_BINDPORT=" + strconv.Itoa(envPort), "SOCKETDOCK_LOG_LEVEL=warning",
+		"SOCKETDOCK_CONTROL_BINDPORT=" + controlPort}, envPort)
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("SIGTERM exit: %v", err)
 	}
-	startCLI(t, []string{"SOCKETDOCK_BINDPORT=" + strconv.Itoa(envPort)}, flagPort, "--bindport", strconv.Itoa(flagPort), "--log-level", "debug")
+	startCLI(t, []string{"SOCKETDOCK_BINDPORT=" + strconv.Itoa(envPort)}, flagPort, "--bindport", strconv.Itoa(flagPort),
+		"--control-bindport", controlPort, "--log-level", "debug")
 	if resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(envPort) + "/healthz"); err == nil {
 		resp.Body.Close()
 		t.Fatal("the environment's port was used although --bindport was given")

@@ -87,6 +87,7 @@ type Server struct {
 	ln       net.Listener
 	metrics  fasthttp.RequestHandler
 	pprof    fasthttp.RequestHandler
+	ready    atomic.Bool // the public listener is up: SetReady
 	draining atomic.Bool
 	done     chan error
 }
@@ -161,6 +162,10 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
 // SetDraining makes /readyz answer 503 so load balancers stop routing here.
 func (s *Server) SetDraining() { s.draining.Store(true) }
+
+// SetReady makes /readyz answer 200 (unless draining): the relay calls it once the public
+// listener accepts connections, so a load balancer never routes to a relay still starting.
+func (s *Server) SetReady() { s.ready.Store(true) }
 
 // Stop closes the listener and waits for in-flight requests.
 func (s *Server) Stop() error { return s.srv.Shutdown() }
@@ -453,11 +458,14 @@ func (s *Server) status(ctx *fasthttp.RequestCtx) {
 }
 
 func (s *Server) readyz(ctx *fasthttp.RequestCtx) {
-	if s.draining.Load() {
+	switch {
+	case s.draining.Load():
 		plain(ctx, fasthttp.StatusServiceUnavailable, "draining")
-		return
+	case !s.ready.Load():
+		plain(ctx, fasthttp.StatusServiceUnavailable, "starting")
+	default:
+		plain(ctx, fasthttp.StatusOK, "ready")
 	}
-	plain(ctx, fasthttp.StatusOK, "ready")
 }
 
 func plain(ctx *fasthttp.RequestCtx, status int, msg string) {

@@ -84,3 +84,33 @@ func TestMaxConns(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// /readyz is 503 "starting" until the relay says its public listener is up, 200 then, and
+// 503 "draining" once a drain starts: a load balancer never routes to a relay that cannot
+// take connections.
+func TestReadyzFollowsTheRelay(t *testing.T) {
+	opts := Options{Addr: "127.0.0.1:0", Logger: zerolog.Nop(), Table: conntable.New(),
+		Metrics: metrics.New(func() float64 { return 0 }, func() float64 { return 0 })}
+	s := New(opts)
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Stop() })
+	probe := func() string {
+		_, line := heldFor(t, s.Addr().String(), "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		return line
+	}
+	for _, step := range []struct {
+		do   func()
+		want string
+	}{
+		{func() {}, "HTTP/1.1 503 Service Unavailable\r\n"},
+		{s.SetReady, "HTTP/1.1 200 OK\r\n"},
+		{s.SetDraining, "HTTP/1.1 503 Service Unavailable\r\n"},
+	} {
+		step.do()
+		if got := probe(); got != step.want {
+			t.Fatalf("/readyz: %q, want %q", got, step.want)
+		}
+	}
+}

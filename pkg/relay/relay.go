@@ -147,6 +147,7 @@ func (r *Relay) Start() error {
 		r.leaveCluster()
 		return err
 	}
+	r.control.SetReady()
 	return nil
 }
 
