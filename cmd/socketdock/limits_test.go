@@ -21,8 +21,8 @@ func TestRaisesFileLimitAndReportsCeiling(t *testing.T) {
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil || l.Max <= 1024 {
 		t.Skipf("hard open-file limit %d: nothing to raise", l.Max)
 	}
-	port := freePort(t)
-	cmd := exec.Command("bash", "-c", "ulimit -Sn 1024 && exec \"$0\" --bindport "+strconv.Itoa(port), binary)
+	port, controlPort := freePort(t), freePort(t)
+	cmd := exec.Command("bash", "-c", "ulimit -Sn 1024 && exec \"$0\" --bindport "+strconv.Itoa(port)+" --control-bindport "+strconv.Itoa(controlPort), binary)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
@@ -47,7 +47,7 @@ func TestRaisesFileLimitAndReportsCeiling(t *testing.T) {
 	var body []byte
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(port+1) + "/metrics")
+		resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(controlPort) + "/metrics")
 		if err == nil {
 			body, _ = io.ReadAll(resp.Body)
 			resp.Body.Close()

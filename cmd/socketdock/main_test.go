@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -12,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/socketdock/socketdock/internal/testkit"
 
 	"github.com/socketdock/socketdock/pkg/config"
 )
@@ -108,15 +109,7 @@ func TestHelpAndVersion(t *testing.T) {
 	}
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T) int { return testkit.FreePort(t) }
 
 // startCLI starts the binary and waits until /healthz answers on port.
 func startCLI(t *testing.T, env []string, port int, args ...string) *exec.Cmd {

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -18,18 +17,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/socketdock/socketdock/internal/testkit"
+
 	"github.com/gorilla/websocket"
 )
 
 // buildRelay builds cmd/socketdock into a temporary directory.
 func buildRelay(t testing.TB) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "socketdock")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/socketdock/socketdock/cmd/socketdock")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
+	return testkit.Build(t, t.TempDir(), "socketdock", "github.com/socketdock/socketdock/cmd/socketdock")
 }
 
 // relayProc is the relay binary running in a child process.

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/socketdock/socketdock/internal/testkit"
+
 	"github.com/gorilla/websocket"
 )
 
@@ -60,17 +62,6 @@ func startChild(t *testing.T, dir, name string, env []string, bin string, args .
 		}
 	})
 	return p
-}
-
-func buildBinary(t *testing.T, dir, name, pkg string) string {
-	t.Helper()
-	out := filepath.Join(dir, name)
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	cmd.Dir = "../.."
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
-	}
-	return out
 }
 
 func waitHTTP(t *testing.T, url string, want int) {
@@ -121,9 +112,9 @@ func TestClusterBehindHAProxy(t *testing.T) {
 		t.Skip("builds three binaries and runs seven processes")
 	}
 	dir := t.TempDir()
-	sdBin := buildBinary(t, dir, "socketdock", "./cmd/socketdock")
-	refBin := buildBinary(t, dir, "refbackend", "./bench/cmd/refbackend")
-	natsBin := buildBinary(t, dir, "nats-server", "github.com/nats-io/nats-server/v2")
+	sdBin := testkit.Build(t, dir, "socketdock", "github.com/socketdock/socketdock/cmd/socketdock")
+	refBin := testkit.Build(t, dir, "refbackend", "github.com/socketdock/socketdock/bench/cmd/refbackend")
+	natsBin := testkit.Build(t, dir, "nats-server", "github.com/nats-io/nats-server/v2")
 
 	natsPort := freePort(t)
 	natsConf := filepath.Join(dir, "nats.conf")

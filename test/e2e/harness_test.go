@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/socketdock/socketdock/internal/testkit"
+
 	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
@@ -46,30 +48,8 @@ func TestMain(m *testing.M) {
 	)
 }
 
-var (
-	portsMu sync.Mutex
-	ports   = map[int]bool{}
-)
-
-// freePort asks the kernel for a port that is free right now and that this process has not
-// been given before (the kernel may hand out a just-closed port again).
-func freePort(t testing.TB) int {
-	t.Helper()
-	portsMu.Lock()
-	defer portsMu.Unlock()
-	for {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		if !ports[port] {
-			ports[port] = true
-			return port
-		}
-	}
-}
+// freePort is testkit.FreePort: a loopback port free now and not handed out before.
+func freePort(t testing.TB) int { return testkit.FreePort(t) }
 
 // testRelay is a running relay with its addresses.
 type testRelay struct {
