@@ -215,6 +215,9 @@ func (s *Server) OnClose(c gnet.Conn, err error) gnet.Action {
 		}
 	}
 	s.opts.Hub.Closed(w.conn, &w.ticket, code, reason)
+	// The wheel may hold w until its slot comes round (up to a ping interval): let go of
+	// what it points to, so a burst of short connections does not stay in the heap.
+	w.conn, w.dec, w.closeReason = nil, wsframe.Decoder{}, ""
 	return gnet.None
 }
 
