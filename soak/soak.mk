@@ -1,7 +1,9 @@
 # make soak: the built relay, in its own process, under churn and backend faults; every message
 # reconciled at the end and the relay's memory sampled throughout (soak/soak_test.go).
 # SOAK_DURATION=10m by default; CI runs SOAK_DURATION=60s. SOAK_CSV=file writes the samples.
-# SOAK_RELAY_ARGS adds relay flags, e.g. SOAK_RELAY_ARGS='--memory-limit 64MiB'.
+# SOAK_RELAY_ARGS adds relay flags, e.g. SOAK_RELAY_ARGS='--memory-limit 64MiB'. After the load:
+# a churn burst (SOAK_BURST=15s, 0: none), then the relay alone (SOAK_SETTLE=45s). Samples every
+# SOAK_SAMPLE=5s.
 SOAK_DURATION ?= 10m
 SOAK_CLIENTS  ?= 40
 SOAK_TIMEOUT  ?= 30m

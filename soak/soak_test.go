@@ -1,18 +1,26 @@
-// Package soak runs the relay for a long while under churn and faults and reconciles every
-// message at the end (issue 3). It runs only when SOAK_DURATION is set: `make soak`
-// (10 minutes by default; SOAK_DURATION=60s in CI).
+// Package soak runs the relay for a long while under churn and faults, reconciles every
+// message at the end (issue 3), and follows the relay's memory throughout (issue 8). It runs
+// only when SOAK_DURATION is set: `make soak` (10 minutes by default; SOAK_DURATION=60s in CI).
+//
+// The relay is the built binary in a process of its own (soak.mk passes the one `make build`
+// made, else the test builds it), so what is measured is the relay, not the test's clients,
+// backend and ledger. Every SOAK_SAMPLE (5 s) the test reads its VmRSS from /proc and its Go
+// heap from /metrics, into SOAK_CSV if set.
 //
 // Clients come and go (sessions of 0.3-3 s), send numbered messages, and receive /send
 // callbacks the backend makes in answer to some of them. Every session ends with a "bye"
 // message that the backend acknowledges through /send once everything before it was handled;
 // then the client closes with a close handshake, drops TCP, or asks to be disconnected by the
 // backend. Meanwhile the backend blips: 503 answers for 400 ms, or a restart that refuses
-// connections for 300 ms; the relay's retries must cover both.
+// connections for 300 ms; the relay's retries must cover both. After the load, a churn burst
+// (SOAK_BURST, 15 s of connect, upgrade, drop), then the relay is left alone (SOAK_SETTLE, 45 s).
 //
 // At the end: every message a client sent was answered 2xx by the backend exactly once, unless
 // that client got a close code saying it was not; every /send answered 200 reached its client;
-// connect and disconnect were POSTed once per connection; goroutines and RSS returned to
-// their baseline.
+// connect and disconnect were POSTed once per connection. The relay's live heap and RSS in the
+// last third of the load are within a wide margin of its first minute's; after the burst and
+// the settle its RSS is within 32 MiB of its RSS at rest; after a GC its live heap is within
+// 8 MiB of its live heap at rest, and goroutines and open files are back.
 package soak
 
 import (
@@ -326,6 +334,10 @@ func TestSoak(t *testing.T) {
 	}
 	every := envDuration(t, "SOAK_SAMPLE", 5*time.Second)
 	settleFor := envDuration(t, "SOAK_SETTLE", 45*time.Second)
+	burstFor := time.Duration(0)
+	if os.Getenv("SOAK_BURST") != "0" {
+		burstFor = envDuration(t, "SOAK_BURST", 15*time.Second)
+	}
 
 	b := &backend{t: t, addr: "127.0.0.1:" + strconv.Itoa(freePort(t)),
 		client:  &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Second}},
@@ -444,14 +456,7 @@ func TestSoak(t *testing.T) {
 
 	// Let the relay finish: every connection gone and its disconnect POSTed.
 	setPhase("drain")
-	for settle := time.Now().Add(30 * time.Second); time.Now().Before(settle); time.Sleep(200 * time.Millisecond) {
-		b.mu.Lock()
-		done := b.disconnects >= b.connects
-		b.mu.Unlock()
-		if s, err := relay.read(start, "drain"); err == nil && s.conns == 0 && done {
-			break
-		}
-	}
+	waitIdle(t, b, relay, start)
 
 	// Reconcile.
 	b.mu.Lock()
@@ -537,13 +542,39 @@ func TestSoak(t *testing.T) {
 		t.Error("the soak did nothing")
 	}
 
-	// Settle: no clients; one GC (the runtime forces one within 2 minutes anyway), then the
-	// relay is left alone, sampled, for settleFor.
+	// A churn burst: connect, upgrade and drop, as fast as the workers go. Under it the relay's
+	// heap grows to tens of MiB for a few dozen connections open at a time; the point is what
+	// RSS does once it stops.
+	var burstUps, burstFails int64
+	if burstFor > 0 {
+		setPhase("burst")
+		burstUps, burstFails = churn(url, 64, burstFor)
+		setPhase("drain")
+		waitIdle(t, b, relay, start)
+		b.mu.Lock()
+		burstBad := 0
+		for _, c := range b.conns {
+			if c.connects != 1 || c.discs != 1 {
+				burstBad++
+			}
+		}
+		b.mu.Unlock()
+		t.Logf("burst: %v, 64 workers: %d upgrades (%.0f/s), %d failed; connections with one connect and one disconnect: %d otherwise",
+			burstFor, burstUps, float64(burstUps)/burstFor.Seconds(), burstFails, burstBad-connBad)
+		if burstBad > connBad {
+			t.Errorf("burst: %d connections without exactly one connect and one disconnect", burstBad-connBad)
+		}
+	}
+
+	// Settle: the relay is left alone, sampled, for settleFor; then RSS is read. Then one GC
+	// (the runtime forces one within 2 minutes anyway), so the live heap is current.
 	setPhase("settle")
+	time.Sleep(settleFor)
+	settled := take()
+	setPhase("gc")
 	if err := relay.gc(); err != nil {
 		t.Error(err)
 	}
-	time.Sleep(settleFor)
 	close(stopSampler)
 	<-samplerDone
 	end := take()
@@ -557,22 +588,68 @@ func TestSoak(t *testing.T) {
 		sent, len(sessions), mib(int64(ms.HeapInuse)))
 	runtime.KeepAlive(sessions)
 
-	checkMemory(t, relay, samples, base, end, loadStart, loadEnd)
+	checkMemory(t, relay, samples, base, settled, end, loadStart, loadEnd)
 	relay.stop(t)
 	b.stop()
 	b.client.CloseIdleConnections()
 }
 
+// waitIdle waits (30 s at most) until the relay has no connection open and the backend has
+// heard every disconnect.
+func waitIdle(t *testing.T, b *backend, relay *relayProc, start time.Time) {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		b.mu.Lock()
+		done := b.disconnects >= b.connects
+		b.mu.Unlock()
+		if s, err := relay.read(start, "drain"); err == nil && s.conns == 0 && done {
+			return
+		}
+	}
+	t.Logf("relay not idle 30 s after the load")
+}
+
+// churn runs workers loops of connect, upgrade, drop (RST, so no TIME_WAIT piles up here)
+// for d.
+func churn(url string, workers int, d time.Duration) (upgrades, failures int64) {
+	deadline := time.Now().Add(d)
+	var ups, fails atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dialer := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
+			for time.Now().Before(deadline) {
+				c, _, err := dialer.Dial(url, nil)
+				if err != nil {
+					fails.Add(1)
+					time.Sleep(10 * time.Millisecond)
+					continue
+				}
+				ups.Add(1)
+				_ = c.NetConn().(*net.TCPConn).SetLinger(0)
+				c.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	return ups.Load(), fails.Load()
+}
+
 // checkMemory asserts that the relay's memory stayed flat under the load and came back after
-// it, with wide margins: the leak this guards against grows with time, by far more.
-func checkMemory(t *testing.T, relay *relayProc, samples []sample, base, end sample, loadStart, loadEnd time.Duration) {
+// it, with wide margins: the faults it guards against grow with time, or hold the burst's
+// memory for minutes, by far more.
+func checkMemory(t *testing.T, relay *relayProc, samples []sample, base, settled, end sample, loadStart, loadEnd time.Duration) {
 	dur := loadEnd - loadStart
 	earlyTo := loadStart + min(70*time.Second, dur/2)
 	lateFrom := loadStart + dur*2/3
-	var early, late, peak sample
+	var early, late, peak, burst sample
 	var nEarly, nLate int
 	for _, s := range samples {
 		peak.rss, peak.heapLive, peak.heapInuse = max(peak.rss, s.rss), max(peak.heapLive, s.heapLive), max(peak.heapInuse, s.heapInuse)
+		if s.phase == "burst" {
+			burst.rss, burst.heapLive = max(burst.rss, s.rss), max(burst.heapLive, s.heapLive)
+		}
 		if s.phase != "load" {
 			continue
 		}
@@ -585,10 +662,10 @@ func checkMemory(t *testing.T, relay *relayProc, samples []sample, base, end sam
 			nLate++
 		}
 	}
-	t.Logf("relay memory: RSS %s at rest, %s peak of the first minute, %s peak of the last third, %s peak, %s after the settle",
-		mib(base.rss), mib(early.rss), mib(late.rss), mib(peak.rss), mib(end.rss))
-	t.Logf("relay live heap: %s at rest, %s / %s (first minute / last third), %s peak, %s after the settle; heap in use peak %s; goroutines %d → %d, fds %d → %d",
-		mib(base.heapLive), mib(early.heapLive), mib(late.heapLive), mib(peak.heapLive), mib(end.heapLive), mib(peak.heapInuse),
+	t.Logf("relay RSS: %s at rest; under the load %s peak of the first minute, %s peak of the last third; %s peak of the burst; %s after the settle, %s after a GC",
+		mib(base.rss), mib(early.rss), mib(late.rss), mib(burst.rss), mib(settled.rss), mib(end.rss))
+	t.Logf("relay live heap: %s at rest; under the load %s / %s (first minute / last third); %s peak of the burst; %s after the settle and a GC; heap in use peak %s; goroutines %d → %d, fds %d → %d",
+		mib(base.heapLive), mib(early.heapLive), mib(late.heapLive), mib(burst.heapLive), mib(end.heapLive), mib(peak.heapInuse),
 		base.goroutines, end.goroutines, base.fds, end.fds)
 	if nEarly == 0 || nLate == 0 {
 		t.Errorf("too few samples to compare (%d early, %d late): make SOAK_SAMPLE shorter or SOAK_DURATION longer", nEarly, nLate)
@@ -600,11 +677,11 @@ func checkMemory(t *testing.T, relay *relayProc, samples []sample, base, end sam
 	if late.rss > early.rss*3/2+32<<20 {
 		t.Errorf("relay RSS grew under a steady load: %s in the last third, %s in the first minute", mib(late.rss), mib(early.rss))
 	}
-	if end.heapLive > base.heapLive+8<<20 {
-		t.Errorf("relay live heap %s after the load, %s at rest before it", mib(end.heapLive), mib(base.heapLive))
+	if settled.rss > base.rss+32<<20 {
+		t.Errorf("relay RSS %s once the load and the burst were over (settle), %s at rest before them", mib(settled.rss), mib(base.rss))
 	}
-	if end.rss > early.rss+16<<20 {
-		t.Errorf("relay RSS %s after the load and settle, above the %s of its first minute under load", mib(end.rss), mib(early.rss))
+	if end.heapLive > base.heapLive+8<<20 {
+		t.Errorf("relay live heap %s after the load and a GC, %s at rest before it", mib(end.heapLive), mib(base.heapLive))
 	}
 	if end.goroutines > base.goroutines+4 || end.fds > base.fds+4 || end.conns != 0 {
 		t.Errorf("relay after the load: %d goroutines (%d at rest), %d fds (%d at rest), %d connections",

@@ -42,6 +42,7 @@ func main() {
 	if limit != math.MaxInt64 {
 		log.Info().Int64("bytes", limit).Str("from", from).Msg("memory limit")
 	}
+	go returnIdleMemory(context.Background(), idlePeriod, idleThreshold, log)
 	if err := run(opts, log); err != nil {
 		log.Error().Err(err).Msg("socketdock stopped")
 		os.Exit(1)
