@@ -23,8 +23,8 @@ const (
 // has gone quiet after a burst: when no garbage collection ran for a whole period (allocation
 // has all but stopped) and the heap the runtime holds (objects, unused and free spans, not yet
 // released) is more than threshold above what it held after the last return. While a return
-// leaves the heap more than threshold above what it held at start, it is tried again 1, 2, 4
-// and 8 quiet periods later: memory still referenced at the first one (a closed connection
+// leaves the heap more than a quarter of threshold above what it held at start, it is tried
+// again 1, 2, 4 and 8 quiet periods later: memory still referenced at the first one (a closed connection
 // waits in the timer wheel until its slot comes round) may be garbage by then. After that the
 // runtime's own periodic collection takes over.
 func returnIdleMemory(ctx context.Context, period time.Duration, threshold uint64, log zerolog.Logger) {
@@ -58,7 +58,7 @@ func returnIdleMemory(ctx context.Context, period time.Duration, threshold uint6
 			metrics.Read(s)
 			floor = held()
 			switch {
-			case floor <= base+threshold || step == 8:
+			case floor <= base+threshold/4 || step == 8:
 				step = 0
 			case step == 0:
 				step = 1
