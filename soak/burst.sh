@@ -2,17 +2,19 @@
 # burst.sh: what the relay's memory does after a churn burst, and how fast it comes back.
 # Starts refbackend and the relay (--backend http, connect and disconnect POSTs), runs
 # `sdbench rate` for BURST (connect + upgrade + close loops), and samples the relay's VmRSS and
-# Go heap every 5 s from the start until AFTER has passed since the burst ended.
+# Go heap every 5 s from the start until AFTER has passed since the burst ended. The relay's log
+# goes to OUT.relay.log (OUT without .csv).
 #
 #   soak/burst.sh OUT.csv [relay flags...]      e.g. soak/burst.sh /tmp/b.csv --memory-limit 64M
-#   env: BURST=60s WORKERS=64 AFTER=150s PORT=19765 (the control port is PORT+1, refbackend PORT+2)
+#   env: BURST=60s WORKERS=64 AFTER=150 (seconds) PORT=19765 (the control port is PORT+1,
+#   refbackend PORT+2); RELAY_BIN=path runs that relay binary instead of building ./cmd/socketdock
 set -euo pipefail
 out=$1; shift
 BURST=${BURST:-60s} WORKERS=${WORKERS:-64} AFTER=${AFTER:-150} PORT=${PORT:-19765}
 bin=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$bin"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; cp "$bin/relay.log" "${out%.csv}.relay.log" 2>/dev/null; rm -rf "$bin"' EXIT
 cd "$(dirname "$0")/.."
-go build -trimpath -o "$bin/socketdock" ./cmd/socketdock
+if [ -n "${RELAY_BIN:-}" ]; then cp "$RELAY_BIN" "$bin/socketdock"; else go build -trimpath -o "$bin/socketdock" ./cmd/socketdock; fi
 go build -o "$bin/sdbench" ./bench/cmd/sdbench
 go build -o "$bin/refbackend" ./bench/cmd/refbackend
 back=http://127.0.0.1:$((PORT + 2))
