@@ -137,12 +137,15 @@ func startCLI(t *testing.T, env []string, port int, args ...string) *exec.Cmd {
 // CONTRACT §2: SOCKETDOCK_* variables set options; the command line wins; SIGTERM exits 0.
 func TestEnvironmentAndPrecedence(t *testing.T) {
 	envPort, flagPort := freePort(t), freePort(t)
-	cmd := startCLI(t, []string{"SOCKETDOCK_BINDPORT=" + strconv.Itoa(envPort), "SOCKETDOCK_LOG_LEVEL=warning"}, envPort)
+	// Control ports of their own: bindport+1 may be taken (a client's TIME_WAIT blocks it).
+	cmd := startCLI(t, []string{"SOCKETDOCK_BINDPORT=" + strconv.Itoa(envPort), "SOCKETDOCK_CONTROL_BINDPORT=" + strconv.Itoa(freePort(t)),
+		"SOCKETDOCK_LOG_LEVEL=warning"}, envPort)
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("SIGTERM exit: %v", err)
 	}
-	startCLI(t, []string{"SOCKETDOCK_BINDPORT=" + strconv.Itoa(envPort)}, flagPort, "--bindport", strconv.Itoa(flagPort), "--log-level", "debug")
+	startCLI(t, []string{"SOCKETDOCK_BINDPORT=" + strconv.Itoa(envPort)}, flagPort, "--bindport", strconv.Itoa(flagPort),
+		"--control-bindport", strconv.Itoa(freePort(t)), "--log-level", "debug")
 	if resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(envPort) + "/healthz"); err == nil {
 		resp.Body.Close()
 		t.Fatal("the environment's port was used although --bindport was given")
