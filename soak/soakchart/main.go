@@ -110,7 +110,9 @@ func chart(title string, rows []row) string {
 				x1 = x(rows[j+1].sec)
 			}
 			fmt.Fprintf(&b, `<rect x="%.1f" y="%d" width="%.1f" height="%.0f" fill="#eeeeee"/>`+"\n", x0, top, math.Max(x1-x0, 2), ph)
-			fmt.Fprintf(&b, `<text x="%.1f" y="%d" fill="#777" font-size="10">%s</text>`+"\n", x0+2, top+12, rows[i].phase)
+			if x1-x0 >= 40 { // label only what has room for it
+				fmt.Fprintf(&b, `<text x="%.1f" y="%d" fill="#777" font-size="10">%s</text>`+"\n", x0+2, top+12, rows[i].phase)
+			}
 		}
 		i = j + 1
 	}
