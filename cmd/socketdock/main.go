@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/signal"
 	"syscall"
@@ -34,6 +35,15 @@ func main() {
 		os.Exit(0)
 	}
 	log := newLogger(opts)
+	limit, from, err := applyMemoryLimit(opts.MemoryLimit, os.ReadFile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "socketdock: "+err.Error())
+		os.Exit(2)
+	}
+	if limit != math.MaxInt64 {
+		log.Info().Int64("bytes", limit).Str("from", from).Msg("memory limit")
+	}
+	go returnIdleMemory(context.Background(), idlePeriod, idleThreshold, log)
 	if err := run(opts, log); err != nil {
 		log.Error().Err(err).Msg("socketdock stopped")
 		os.Exit(1)

@@ -74,6 +74,8 @@ type Options struct {
 	LogLevel  string
 	LogFormat string
 
+	MemoryLimit string // see ParseMemoryLimit; applied by the command at startup
+
 	Version bool
 }
 
@@ -155,6 +157,7 @@ func (o *Options) flagSet() *flag.FlagSet {
 	fs.BoolVar(&o.Pprof, "pprof", o.Pprof, "serve Go's profiler at /debug/pprof/ on the control listener (behind the control token)")
 	o.PollOptions.addFlags(fs)
 	o.ClusterOptions.addFlags(fs)
+	fs.StringVar(&o.MemoryLimit, "memory-limit", o.MemoryLimit, "soft limit of the Go runtime's memory: bytes, 512M or 2G (powers of 1024), a percentage of the cgroup's or machine's memory such as 80%, or off (default: GOMEMLIMIT, else none)")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "DEBUG, INFO, WARNING, ERROR or CRITICAL")
 	fs.StringVar(&o.LogFormat, "log-format", o.LogFormat, "json or console")
 	fs.BoolVar(&o.Version, "version", o.Version, "print the version and exit")
@@ -322,6 +325,9 @@ func (o *Options) finish() error {
 		}
 	}
 	if _, err := ParseLevel(o.LogLevel); err != nil {
+		return err
+	}
+	if _, err := ParseMemoryLimit(o.MemoryLimit); err != nil {
 		return err
 	}
 	for _, u := range []struct{ flag, val string }{{"message-uri", o.MessageURI}, {"connect-uri", o.ConnectURI}, {"disconnect-uri", o.DisconnectURI}} {
