@@ -46,6 +46,7 @@ func FuzzRouting(f *testing.F) {
 	table := conntable.New()
 	table.Add(&conntable.Conn{ID: fuzzID, Transport: nopTransport{}})
 	s := New(Options{Addr: "127.0.0.1:0", MaxMessageSize: 1024, Token: "tok", Table: table, Metrics: m, Logger: zerolog.Nop()})
+	s.SetReady()
 	remote := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}
 
 	f.Fuzz(func(t *testing.T, method, path, ct string, body []byte, auth string) {
