@@ -62,6 +62,7 @@ type Options struct {
 	Subprotocols      string // Sec-WebSocket-Protocol values, in the server's order of preference
 
 	PollOptions
+	UpstreamOptions
 
 	LogLevel  string
 	LogFormat string
@@ -97,6 +98,7 @@ func Defaults() Options {
 		LogLevel:         "INFO",
 		LogFormat:        "json",
 		PollOptions:      pollDefaults(),
+		UpstreamOptions:  upstreamDefaults(),
 	}
 }
 
@@ -108,7 +110,7 @@ func (o *Options) flagSet() *flag.FlagSet {
 	fs.StringVar(&o.ControlBindIP, "control-bindip", o.ControlBindIP, "address of the control listener (default: bindip)")
 	fs.IntVar(&o.ControlBindPort, "control-bindport", o.ControlBindPort, "port of the control listener (default: bindport+1)")
 	fs.StringVar(&o.Endpoint, "endpoint", o.Endpoint, "base URL backends use to reach the control listener (default: http://<control address>)")
-	fs.StringVar(&o.Backend, "backend", o.Backend, "loopback (echo) or http")
+	fs.StringVar(&o.Backend, "backend", o.Backend, "loopback (echo), http, or ws (each client linked to a WebSocket upstream, --upstream-url)")
 	fs.StringVar(&o.MessageURI, "message-uri", o.MessageURI, "URL each client message is POSTed to (required with --backend http)")
 	fs.StringVar(&o.ConnectURI, "connect-uri", o.ConnectURI, "URL told of each new connection (optional)")
 	fs.StringVar(&o.DisconnectURI, "disconnect-uri", o.DisconnectURI, "URL told of each closed connection (optional)")
@@ -140,6 +142,7 @@ func (o *Options) flagSet() *flag.FlagSet {
 	fs.StringVar(&o.Subprotocols, "subprotocols", o.Subprotocols, "comma-separated WebSocket subprotocols, most preferred first")
 	fs.BoolVar(&o.Pprof, "pprof", o.Pprof, "serve Go's profiler at /debug/pprof/ on the control listener (behind the control token)")
 	o.PollOptions.addFlags(fs)
+	o.UpstreamOptions.addFlags(fs)
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "DEBUG, INFO, WARNING, ERROR or CRITICAL")
 	fs.StringVar(&o.LogFormat, "log-format", o.LogFormat, "json or console")
 	fs.BoolVar(&o.Version, "version", o.Version, "print the version and exit")
@@ -267,6 +270,9 @@ func (o *Options) finish() error {
 	if err := o.PollOptions.check(); err != nil {
 		return err
 	}
+	if err := o.checkUpstream(); err != nil {
+		return err
+	}
 	checks := []struct {
 		bad bool
 		msg string
@@ -276,7 +282,7 @@ func (o *Options) finish() error {
 		{o.BindPort < 1 || o.BindPort > 65535, fmt.Sprintf("--bindport %d is not a port (1-65535)", o.BindPort)},
 		{o.ControlBindPort < 1 || o.ControlBindPort > 65535, fmt.Sprintf("--control-bindport %d is not a port (1-65535)", o.ControlBindPort)},
 		{o.ControlBindPort == o.BindPort && sameHost(o.ControlBindIP, o.BindIP), fmt.Sprintf("--control-bindport %d is the public port; pick another", o.ControlBindPort)},
-		{o.Backend != "loopback" && o.Backend != "http", fmt.Sprintf("--backend %q is not loopback or http", o.Backend)},
+		{o.Backend != "loopback" && o.Backend != "http" && o.Backend != "ws", fmt.Sprintf("--backend %q is not loopback, http or ws", o.Backend)},
 		{o.Backend == "http" && o.MessageURI == "", "--backend http needs --message-uri"},
 		{o.BackendTimeout <= 0, "--backend-timeout must be positive"},
 		{o.BackendRetries < 0 || o.BackendRetries > 100, "--backend-retries must be 0-100"},
