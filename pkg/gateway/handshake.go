@@ -60,6 +60,10 @@ func (s *Server) handshake(w *wsConn, buf []byte) int {
 		path = strings.Clone(req.Target)
 	}
 	w.conn = s.opts.Hub.NewConn(w, w.gc.RemoteAddr(), headers, path) // gnet's address, already allocated
+	if s.opts.Linker != nil { // the upstream answers the upgrade (link.go)
+		s.startLink(w, accept, offeredProtocols(&req))
+		return n
+	}
 	proto := s.pickSubprotocol(&req)
 	if s.opts.Authorizer != nil {
 		s.startAuthorize(w, accept, proto)

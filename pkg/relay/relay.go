@@ -65,6 +65,14 @@ func New(opts config.Options, log zerolog.Logger) (*Relay, error) {
 			authz = h
 		}
 	}
+	var linker backend.Linker // nil: no per-connection upstream
+	if opts.Backend == "ws" {
+		up, err := newUpstream(opts, log, r.Metrics)
+		if err != nil {
+			return nil, err
+		}
+		r.backend, linker = up, up
+	}
 	r.hub = hub.New(hub.Options{
 		MaxConnections:      opts.MaxConnections,
 		MaxConnectionsPerIP: opts.MaxConnectionsPerIP,
@@ -96,7 +104,8 @@ func New(opts config.Options, log zerolog.Logger) (*Relay, error) {
 		AllowedOrigins:     config.SplitList(opts.AllowedOrigins),
 		Subprotocols:       config.SplitList(opts.Subprotocols),
 		Authorizer:         authz,
-		KeepRequest:        opts.Backend == "http" && opts.ConnectURI != "", // only the connect POST reads them
+		Linker:             linker,
+		KeepRequest:        (opts.Backend == "http" && opts.ConnectURI != "") || opts.Backend == "ws", // the connect POST and the upstream handshake read them
 		Poll:               opts.Poll,
 		PollMaxTTL:         opts.PollMaxTTL,
 		PollSessionTimeout: opts.PollSessionTimeout,
@@ -127,8 +136,15 @@ func (r *Relay) Start() error {
 		return err
 	}
 	r.warnOpenControl()
+	if s, ok := r.backend.(interface{ Start() error }); ok { // the upstream backend's event loops
+		if err := s.Start(); err != nil {
+			_ = r.control.Stop()
+			return err
+		}
+	}
 	if err := r.gateway.Start(); err != nil {
 		_ = r.control.Stop()
+		_ = r.backend.Drain(context.Background()) // nothing is queued yet: this only stops its loops
 		return err
 	}
 	return nil
