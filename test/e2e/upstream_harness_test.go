@@ -252,3 +252,23 @@ func readFull(r *bufio.Reader, b []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// rawClose reads server frames until a close frame and returns its code and reason with the
+// text and binary messages before it (unfragmented). gorilla/websocket (v1.5.3) refuses
+// close code 1014, so tests that expect it read the frames themselves.
+func (c *rawConn) rawClose(t testing.TB) (code int, reason string, before [][]byte) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		_, op, p := c.readFrame(t)
+		switch op {
+		case 0x8:
+			if len(p) < 2 {
+				return 1005, "", before
+			}
+			return int(p[0])<<8 | int(p[1]), string(p[2:]), before
+		case 0x1, 0x2:
+			before = append(before, p)
+		}
+	}
+}
