@@ -60,7 +60,8 @@ func (s *Server) handshake(w *wsConn, buf []byte) int {
 		path = strings.Clone(req.Target)
 	}
 	w.conn = s.opts.Hub.NewConn(w, w.gc.RemoteAddr(), headers, path) // gnet's address, already allocated
-	if s.opts.Linker != nil { // the upstream answers the upgrade (link.go)
+	// With a Linker the upstream answers the upgrade (link.go).
+	if s.opts.Linker != nil {
 		s.startLink(w, accept, offeredProtocols(&req))
 		return n
 	}
