@@ -65,7 +65,7 @@ type attachment struct {
 	pingSentAt int64 // tick of our unanswered ping, 0 for none
 	stuckSince int64 // tick since which our output has not shrunk, 0 for none
 	lastOut    int   // our output at the last timer check
-	deadline   int64 // the closing handshake's deadline tick
+	deadline   int64 // the closing handshake's deadline tick, 0 while open
 }
 
 func newClientEvents(b *Backend) *clientEvents {
@@ -223,7 +223,9 @@ func (a *attachment) read() {
 		return
 	}
 	consumed, stalled, done := p.decode(buf)
-	_, _ = gc.Discard(consumed) // after decode: event payloads alias buf
+	if consumed > 0 { // after decode: event payloads alias buf. Discard(0) would drop everything
+		_, _ = gc.Discard(consumed)
+	}
 	a.afterDecode(stalled, done)
 }
 
@@ -250,7 +252,10 @@ func (a *attachment) flush() {
 		return
 	}
 	if a.gc.OutboundBuffered() > softOutbound {
-		a.p.block()
+		if a.p.block() && a.deadline == 0 {
+			// Our close frame cannot even be written: the closing handshake's clock starts now.
+			a.deadline = a.loop.wheel.Now() + ticks(a.p.b.opts.CloseTimeout)
+		}
 		a.schedule(a.loop.wheel.Now() + 1)
 		return
 	}
@@ -299,14 +304,12 @@ func (a *attachment) timer() {
 	}
 	p, o := a.p, &a.p.b.opts
 	now := a.loop.wheel.Now()
-	switch p.state.Load() {
-	case upDone:
+	if p.state.Load() == upDone {
 		return
-	case upClosing:
-		if now >= a.deadline {
-			a.shut()
-			return
-		}
+	}
+	if a.deadline != 0 && now >= a.deadline { // no echo, or our close never left
+		a.shut()
+		return
 	}
 	if a.pausing {
 		if p.isClientGone() {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
@@ -221,6 +222,11 @@ func (p *pair) clientClosed(code int, reason string) {
 	p.started = true
 	kick := p.kickLocked()
 	p.mu.Unlock()
+	if p.secure && !start { // a write stuck behind a stalled upstream gives up by then
+		closeBy := time.Now().Add(p.b.opts.CloseTimeout)
+		p.closeBy.CompareAndSwap(0, closeBy.UnixNano())
+		_ = p.conn.SetWriteDeadline(closeBy)
+	}
 	if start { // the client left before its upgrade completed: the driver runs just to close
 		p.startDriver()
 		return
@@ -228,11 +234,13 @@ func (p *pair) clientClosed(code int, reason string) {
 	p.kick(kick)
 }
 
-// block marks the upstream as taking no frames (see fromClient).
-func (p *pair) block() {
+// block marks the upstream as taking no frames (see fromClient). It reports whether our
+// close frame is among those waiting.
+func (p *pair) block() (closing bool) {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.blocked = true
-	p.mu.Unlock()
+	return p.closeQueued
 }
 
 func (p *pair) setWhyLocked(why string) {

@@ -125,7 +125,11 @@ func (p *pair) writeTLS() {
 			p.mu.Unlock()
 			continue
 		}
-		_ = p.conn.SetWriteDeadline(time.Now().Add(o.WriteTimeout))
+		deadline := time.Now().Add(o.WriteTimeout)
+		if closeBy := p.closeBy.Load(); closeBy != 0 {
+			deadline = time.Unix(0, min(closeBy, deadline.UnixNano()))
+		}
+		_ = p.conn.SetWriteDeadline(deadline)
 		bufs := net.Buffers(frames)
 		if _, err := bufs.WriteTo(p.conn); err != nil {
 			why := endLost
@@ -147,7 +151,7 @@ func (p *pair) writeTLS() {
 			_ = p.conn.Close()
 			continue
 		}
-		p.closeBy.Store(time.Now().Add(o.CloseTimeout).UnixNano())
+		p.closeBy.CompareAndSwap(0, time.Now().Add(o.CloseTimeout).UnixNano())
 		p.state.Store(upClosing)
 		_ = p.conn.SetReadDeadline(time.Now()) // the reader picks up the closing deadline
 	}
