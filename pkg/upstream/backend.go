@@ -162,7 +162,11 @@ func (b *Backend) Link(c *conntable.Conn, req backend.LinkRequest) backend.LinkR
 	d, res, err := b.dial(t, c, req.Protocols)
 	b.m.dials.WithLabelValues(statusText(res.Status)).Inc()
 	if err != nil {
-		b.log.Warn().Str("connection_id", c.ID).Str("upstream", t.display).Int("status", res.Status).Err(err).Msg("upstream dial failed")
+		ev := b.log.Warn()
+		if res.Status < 500 { // the upstream's own refusal, passed on: not the relay's problem
+			ev = b.log.Debug()
+		}
+		ev.Str("connection_id", c.ID).Str("upstream", t.display).Int("status", res.Status).Err(err).Msg("upstream dial failed")
 		return res
 	}
 	b.links.Add(1)
