@@ -4,10 +4,13 @@ import (
 	"bufio"
 	"crypto/sha1"
 	"encoding/base64"
+	"encoding/pem"
 	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -35,9 +38,27 @@ type goUpstream struct {
 
 func newGoUpstream(t testing.TB, serve func(u *goUpstream, c *websocket.Conn)) *goUpstream {
 	t.Helper()
+	return startGoUpstream(t, serve, false)
+}
+
+// newGoUpstreamTLS is newGoUpstream on wss://, with a certificate for 127.0.0.1 from
+// httptest's own CA; caFile holds that CA as PEM for --upstream-ca-file.
+func newGoUpstreamTLS(t testing.TB, serve func(u *goUpstream, c *websocket.Conn)) (u *goUpstream, caFile string) {
+	t.Helper()
+	u = startGoUpstream(t, serve, true)
+	caFile = filepath.Join(t.TempDir(), "ca.pem")
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: u.Certificate().Raw})
+	if err := os.WriteFile(caFile, pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return u, caFile
+}
+
+func startGoUpstream(t testing.TB, serve func(u *goUpstream, c *websocket.Conn), secure bool) *goUpstream {
+	t.Helper()
 	u := &goUpstream{serve: serve}
 	u.upgrader.CheckOrigin = func(*http.Request) bool { return true }
-	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	u.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u.mu.Lock()
 		u.requests = append(u.requests, r)
 		refuse := u.refuse
@@ -62,6 +83,11 @@ func newGoUpstream(t testing.TB, serve func(u *goUpstream, c *websocket.Conn)) *
 		})
 		u.serve(u, c)
 	}))
+	if secure {
+		u.StartTLS()
+	} else {
+		u.Start()
+	}
 	u.URL = "ws" + strings.TrimPrefix(u.Server.URL, "http")
 	t.Cleanup(u.kill)
 	return u
