@@ -122,9 +122,9 @@ func TestUpstreamPingTimeout(t *testing.T) {
 
 	// An upstream that answers (gorilla answers pings) stays.
 	live := newGoUpstream(t, echoUpstream)
-	r2 := upstreamRelay(t, live.URL, "--upstream-ping-interval", "100ms", "--ping-timeout", "300ms")
+	r2 := upstreamRelay(t, live.URL, "--upstream-ping-interval", "100ms", "--ping-timeout", "1s")
 	c2 := dial(t, r2.WSURL, nil)
-	time.Sleep(time.Second)
+	time.Sleep(2 * time.Second) // some 20 pings answered
 	readUntilOpen(t, c2)
 }
 
