@@ -128,10 +128,10 @@ func ParseResponse(b []byte, maxSize int) (resp Response, n int, err error) {
 	return resp, end, nil
 }
 
-// ErrBadUpgrade is a 101 that does not complete the client's handshake.
-type ErrBadUpgrade struct{ Reason string }
+// UpgradeError is a 101 that does not complete the client's handshake.
+type UpgradeError struct{ Reason string }
 
-func (e *ErrBadUpgrade) Error() string { return "bad upgrade response: " + e.Reason }
+func (e *UpgradeError) Error() string { return "bad upgrade response: " + e.Reason }
 
 // CheckUpgradeResponse checks a server's 101 against the client's key and subprotocol offer
 // (RFC 6455 §4.1) and returns the subprotocol the server chose ("" for none). The client
@@ -139,27 +139,27 @@ func (e *ErrBadUpgrade) Error() string { return "bad upgrade response: " + e.Rea
 func CheckUpgradeResponse(r *Response, key string, offered []string) (subprotocol string, err error) {
 	switch {
 	case r.Status != 101:
-		return "", &ErrBadUpgrade{"status " + strconv.Itoa(r.Status)}
+		return "", &UpgradeError{"status " + strconv.Itoa(r.Status)}
 	case !hasToken(r.Get("upgrade"), "websocket"):
-		return "", &ErrBadUpgrade{"no Upgrade: websocket"}
+		return "", &UpgradeError{"no Upgrade: websocket"}
 	case !hasToken(r.Get("connection"), "upgrade"):
-		return "", &ErrBadUpgrade{"no Connection: upgrade"}
+		return "", &UpgradeError{"no Connection: upgrade"}
 	case r.Get("sec-websocket-accept") != AcceptKey(key):
-		return "", &ErrBadUpgrade{"wrong Sec-WebSocket-Accept"}
+		return "", &UpgradeError{"wrong Sec-WebSocket-Accept"}
 	case r.Get("sec-websocket-extensions") != "":
-		return "", &ErrBadUpgrade{"extensions that were not offered"}
+		return "", &UpgradeError{"extensions that were not offered"}
 	}
 	chosen := r.Values("sec-websocket-protocol")
 	switch {
 	case len(chosen) == 0:
 		return "", nil
 	case len(chosen) > 1 || strings.Contains(chosen[0], ","):
-		return "", &ErrBadUpgrade{"more than one subprotocol"}
+		return "", &UpgradeError{"more than one subprotocol"}
 	}
 	for _, p := range offered {
 		if p == chosen[0] {
 			return p, nil
 		}
 	}
-	return "", &ErrBadUpgrade{"subprotocol " + strconv.Quote(chosen[0]) + " was not offered"}
+	return "", &UpgradeError{"subprotocol " + strconv.Quote(chosen[0]) + " was not offered"}
 }
