@@ -38,3 +38,9 @@ type LinkResult struct {
 
 // Linked reports whether the link is up.
 func (r LinkResult) Linked() bool { return r.Status == 101 }
+
+// EmptyTaker is a Backend that takes empty client messages too: the upstream, whose peer
+// may expect its empty message echoed. Transports skip them for every other backend (§3).
+type EmptyTaker interface {
+	TakesEmpty() bool
+}

@@ -308,7 +308,9 @@ func (s *Server) message(w *wsConn, ev wsframe.Event) {
 	w.conn.CountIn()
 	if len(ev.Payload) == 0 {
 		t.EmptyMessages.Add(1)
-		return
+		if et, ok := s.opts.Backend.(backend.EmptyTaker); !ok || !et.TakesEmpty() {
+			return
+		}
 	}
 	countIn(t, conntable.MessageType(ev.Op), len(ev.Payload), false)
 	reply, replied, err := s.opts.Backend.Message(w.conn, conntable.MessageType(ev.Op), ev.Payload)

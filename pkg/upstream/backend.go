@@ -180,6 +180,9 @@ func pairOf(c *conntable.Conn) *pair {
 	return p
 }
 
+// TakesEmpty implements backend.EmptyTaker: an empty message goes upstream like any other.
+func (b *Backend) TakesEmpty() bool { return true }
+
 // Opened implements backend.Backend: the client has its 101; relaying starts.
 func (b *Backend) Opened(c *conntable.Conn) {
 	p := pairOf(c)

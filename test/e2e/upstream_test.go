@@ -28,6 +28,8 @@ func TestUpstreamRelaysMessagesBothWays(t *testing.T) {
 		data []byte
 	}{
 		{websocket.TextMessage, []byte("snot")},
+		{websocket.TextMessage, []byte{}},
+		{websocket.BinaryMessage, []byte{}},
 		{websocket.TextMessage, []byte("héllo wörld")},
 		{websocket.BinaryMessage, []byte{0, 1, 2, 0xff, 0xfe}},
 		{websocket.BinaryMessage, bytes.Repeat([]byte{0xab}, 1<<20)},
