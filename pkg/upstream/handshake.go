@@ -55,7 +55,7 @@ func (b *Backend) dial(t *target, c *conntable.Conn, offer []string) (*dialed, b
 		conn.Close()
 		return nil, failure(err), fmt.Errorf("handshake: %w", err)
 	}
-	buf := make([]byte, 0, 4096)
+	buf := make([]byte, 0, 512) // a 101 is some 200 bytes; every connection makes one, so keep it small
 	var resp wsframe.Response
 	var n int
 	for {
