@@ -114,14 +114,14 @@ const queuedOverhead = 64
 // queuedOverhead; one message always fits an empty queue. While the upstream takes nothing
 // (its socket buffer is full, or it is paused) the queue is bounded in messages too: a burst
 // passing through a healthy upstream is not "waiting" however many messages it holds.
-// After our close frame is queued, messages are dropped: the client is being closed and
-// hears why.
+// Once our close frame is queued or the upstream is gone, messages are dropped: the client
+// is being closed and hears why.
 func (p *pair) fromClient(t conntable.MessageType, payload []byte) error {
 	frame := wsframe.AppendMaskedFrame(make([]byte, 0, wsframe.MaskedFrameSize(len(payload))), ws.OpCode(t), payload, maskKey())
 	o := &p.b.opts
 	size := len(frame) + queuedOverhead
 	p.mu.Lock()
-	if p.closeQueued {
+	if p.closeQueued || p.upstreamGone {
 		p.mu.Unlock()
 		return nil
 	}
