@@ -13,12 +13,12 @@ dur=${DURATION:-8s}
 out=${OUT:-bench/out/upstream}
 mkdir -p "$out/bin"
 ulimit -n 20000
-go build -trimpath -o "$out/bin/" ./bench/cmd/sdbench ./bench/cmd/refecho ./cmd/socketdock
+go build -trimpath -o "$out/bin/" ./bench/cmd/sdbench ./bench/cmd/refecho ./bench/cmd/tlsecho ./cmd/socketdock
 bin=$out/bin
 up=${PORT_BASE:-24400} # below the ephemeral range (32768-60999 here)
 # Each round moves to fresh ports: refecho does not set SO_REUSEADDR, and the last round's
 # connections linger in TIME_WAIT on its port.
-ports() { sd=$((up + 1)) ng=$((up + 2)) ctl=$((up + 11)); }
+ports() { sd=$((up + 1)) ng=$((up + 2)) tup=$((up + 3)) tsd=$((up + 4)) ctl=$((up + 11)) tctl=$((up + 14)); }
 ports
 
 pids=()
@@ -34,6 +34,15 @@ start_sd() {
 		--upstream-url ws://127.0.0.1:$up/ws --log-level ERROR >"$out/socketdock.log" 2>&1 & pids+=($!)
 	sdpid=$!
 	listening $sd
+}
+# wss:// upstream: tlsecho (gorilla behind Go's TLS) and a relay linked to it.
+start_tls() {
+	"$bin/tlsecho" -addr 127.0.0.1:$tup -ca "$out/tlsecho-ca.pem" >"$out/tlsecho.log" 2>&1 & pids+=($!)
+	listening $tup
+	"$bin/socketdock" --bindport $tsd --control-bindport $tctl --backend ws --upstream-url wss://127.0.0.1:$tup/ws \
+		--upstream-ca-file "$out/tlsecho-ca.pem" --log-level ERROR >"$out/socketdock-tls.log" 2>&1 & pids+=($!)
+	tsdpid=$!
+	listening $tsd
 }
 start_nginx() {
 	command -v nginx >/dev/null || return 1
@@ -90,6 +99,9 @@ for run in $(seq "$runs"); do
 	if start_nginx; then echo_row "nginx $(nginx -v 2>&1 | sed 's/.*nginx\///')" $ng; fi
 	stop_all
 done
+start_tls
+echo_row "SocketDock --backend ws, wss:// upstream (tlsecho: gorilla, Go TLS)" $tsd
+stop_all
 
 # hold <label> <port> <pids>: RSS growth per idle connection of the given processes.
 hold_row() {
@@ -115,4 +127,7 @@ hold_row "SocketDock --backend ws (both hops of each pair)" $sd "$sdpid"
 stop_all
 start_refecho
 if start_nginx; then hold_row "nginx, master and workers (both hops)" $ng "$ngpids"; fi
+stop_all
+start_tls
+hold_row "SocketDock --backend ws, wss:// upstream (both hops, TLS on one)" $tsd "$tsdpid"
 stop_all

@@ -14,7 +14,7 @@ import (
 // the reader waits for the client before it reads on. Timers are read deadlines.
 
 // tlsReadBuffer is the reader goroutine's buffer.
-const tlsReadBuffer = 16 << 10
+const tlsReadBuffer = 4 << 10
 
 func pingFrame() []byte { return wsframe.AppendMaskedFrame(nil, wsframe.OpPing, nil, maskKey()) }
 
