@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/socketdock/socketdock/pkg/backend"
@@ -18,6 +19,49 @@ import (
 // upstream, CONTRACT §9) is asked before the client's 101, off the loop, like --connect-mode
 // authorize (security.go): the upgrade waits parked in stateAuthorizing, the client gets the
 // upstream's refusal status, or its 101 with the upstream's subprotocol.
+
+// Enrolled is a connection another package enrolled into a gateway event loop (its gnet
+// context): the upstream of a linked client, served on its client's loop so that the two
+// hops pass messages by plain calls. The server hands it its events.
+type Enrolled interface {
+	OnOpen(c gnet.Conn) ([]byte, gnet.Action)
+	OnTraffic(c gnet.Conn) gnet.Action
+	OnClose(c gnet.Conn, err error) gnet.Action
+}
+
+// EventLoop is the event loop that serves the client, for a backend that enrolls a
+// connection of its own beside it.
+func (w *wsConn) EventLoop() gnet.EventLoop { return w.loop.el }
+
+// SendOnLoop is Send for a caller on w's own event loop: the frame is written at once (or
+// joins the loop's output batch) instead of travelling through gnet's task queue. While
+// frames from other goroutines are still queued it falls back to Send, to keep their order.
+func (w *wsConn) SendOnLoop(t conntable.MessageType, payload []byte) error {
+	if w.outQueued.Load() > 0 {
+		return w.Send(t, payload)
+	}
+	o := &w.loop.srv.opts
+	switch {
+	case w.state != stateOpen:
+		return conntable.ErrClosing
+	case len(payload) > o.MaxMessageSize:
+		return conntable.ErrTooBig
+	}
+	size := wsframe.FrameSize(len(payload))
+	out := w.gc.OutboundBuffered()
+	if w.loop.batching == w {
+		out += len(w.loop.out)
+	}
+	if out+size > o.MaxOutboundBytes {
+		w.outBuffered.Store(int64(out))
+		return conntable.ErrSlowConsumer
+	}
+	op := ws.OpCode(t)
+	w.write(wsframe.AppendFrame(w.loop.scratch(), op, payload))
+	w.noteOutbound(w.gc.OutboundBuffered())
+	w.countOut(op, len(payload))
+	return nil
+}
 
 // offeredProtocols copies the client's Sec-WebSocket-Protocol offer out of the request.
 func offeredProtocols(req *wsframe.Request) []string {

@@ -3,9 +3,12 @@
 // the upstream URL. Messages pass both ways whole, with their type and bytes, in order;
 // control frames stay on their hop; closes are mapped (close.go).
 //
-// ws:// upstreams are driven by gnet's Client, event loops of their own (loop.go): an idle
-// pair costs no goroutine. gnet has no TLS, so a wss:// upstream gets a reader goroutine, and a
-// writer goroutine while it has frames to write (tls.go).
+// ws:// upstreams are driven by event loops (loop.go), so an idle pair costs no goroutine: a
+// WebSocket client's upstream is enrolled in the client's own gateway loop, where the two hops
+// pass messages by plain calls (the gateway hands such connections their events,
+// gateway.Enrolled); a poll session's upstream goes to the loops of a gnet Client of ours.
+// gnet has no TLS, so a wss:// upstream gets a reader goroutine, and a writer goroutine while
+// it has frames to write (tls.go).
 //
 // Flow control (flow.go): client to upstream, the frames waiting for the upstream socket are
 // bounded like the HTTP backend's inbound queue (a client that floods a stalled upstream is
@@ -192,6 +195,10 @@ func (b *Backend) Opened(c *conntable.Conn) {
 	if b.opts.Audit != nil {
 		p.audit = auditConn(c, b.log)
 		b.opts.Audit.Opened(p.audit)
+	}
+	if l, ok := c.Transport.(interface{ EventLoop() gnet.EventLoop }); ok && !p.secure {
+		p.loop = l.EventLoop()
+		p.direct, _ = c.Transport.(loopSender)
 	}
 	p.opened()
 }

@@ -1,10 +1,13 @@
 package upstream
 
 import (
+	"context"
 	"errors"
 	"net"
 	"os"
 	"time"
+
+	"github.com/panjf2000/gnet/v2"
 
 	"github.com/socketdock/socketdock/pkg/conntable"
 )
@@ -87,12 +90,22 @@ func (p *pair) waitForClient() {
 	}
 }
 
-// attach enrolls the detached socket in a gnet loop (OnOpen takes over). Off the loops:
-// EnrollContext waits for the loop.
+// attach enrolls the detached socket in a gnet loop (OnOpen takes over): its client's own
+// loop, so that both hops are served by one thread and pass messages by plain calls; for a
+// poll session one of the client engine's loops (EnrollContext waits for it: not on a loop).
 func (p *pair) attach() {
 	conn := p.conn
 	p.conn = nil
-	if _, err := p.b.cli.EnrollContext(conn, &attachment{p: p}); err != nil { // it closes conn either way
+	a := &attachment{p: p, events: p.b.events}
+	var err error
+	if p.loop != nil {
+		if _, err = p.loop.Enroll(gnet.NewContext(context.Background(), a), conn); err != nil {
+			conn.Close()
+		}
+	} else {
+		_, err = p.b.cli.EnrollContext(conn, a) // it closes conn either way
+	}
+	if err != nil {
 		p.lost(endLost, "the relay could not watch the upstream socket: "+err.Error())
 		p.finish()
 	}

@@ -15,9 +15,11 @@ import (
 	"github.com/socketdock/socketdock/pkg/timerwheel"
 )
 
-// ws:// upstreams on gnet's Client: event loops of their own, separate from the public
-// listener's. A socket is enrolled (attached) when its client opens, and again after each
-// pause (flow.go); each enrollment is an attachment, the gnet connection's context.
+// ws:// upstreams on event loops: a WebSocket client's upstream on the client's own gateway
+// loop (the gateway passes its events on), a poll session's on the loops of our gnet Client,
+// whose ticker also drives every loop's timer wheel here. A socket is enrolled (attached)
+// when its client opens, and again after each pause (flow.go); each enrollment is an
+// attachment, the gnet connection's context.
 
 // tick is the upstream loops' timer resolution. Fine, because output held back for a slow
 // upstream socket (softOutbound) is retried on it.
@@ -42,17 +44,19 @@ type clientEvents struct {
 
 // upLoop is one client event loop's own state.
 type upLoop struct {
-	el    gnet.EventLoop
-	wheel timerwheel.Wheel[*attachment]
+	el      gnet.EventLoop
+	wheel   timerwheel.Wheel[*attachment]
+	scratch []byte // client frames written straight to an upstream socket are masked here
 }
 
 // attachment is one enrollment of a pair's socket in a gnet loop, from attach to detach or
 // close. Its fields belong to that loop.
 type attachment struct {
 	timerwheel.Handle
-	p    *pair
-	gc   gnet.Conn
-	loop *upLoop
+	p      *pair
+	events *clientEvents
+	gc     gnet.Conn
+	loop   *upLoop
 
 	inTraffic bool // inside OnTraffic or OnOpen: close by returning gnet.Close
 	closeNow  bool // close the socket when OnTraffic or OnOpen returns
@@ -188,6 +192,14 @@ func (e *clientEvents) OnClose(gc gnet.Conn, err error) gnet.Action {
 	return gnet.None
 }
 
+// On its client's loop the gateway hands the attachment its events (gateway.Enrolled).
+
+func (a *attachment) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) { return a.events.OnOpen(gc) }
+func (a *attachment) OnTraffic(gc gnet.Conn) gnet.Action        { return a.events.OnTraffic(gc) }
+func (a *attachment) OnClose(gc gnet.Conn, err error) gnet.Action {
+	return a.events.OnClose(gc, err)
+}
+
 // lostText describes how a socket ended for the client's close reason.
 func lostText(err error) string {
 	switch {
@@ -210,6 +222,8 @@ func (p *pair) isClientGone() bool {
 // read decodes what the upstream sent, after what a pause left in carry. On the loop.
 func (a *attachment) read() {
 	p, gc := a.p, a.gc
+	p.onLoop = p.loop != nil && gc.EventLoop() == p.loop
+	defer func() { p.onLoop = false }()
 	buf, _ := gc.Peek(-1)
 	if len(p.carry) > 0 {
 		p.carry = append(p.carry, buf...)

@@ -39,6 +39,9 @@ type pair struct {
 	t      *target
 	secure bool
 	audit  *conntable.Conn // the audit backend's record, or nil
+	loop   gnet.EventLoop  // the client's event loop, where a ws:// upstream is enrolled too; nil for poll sessions
+	direct loopSender      // the client's transport, when it can take a message from its own loop directly
+	onLoop bool            // the driver runs on the client's loop now (an attachment there is decoding)
 
 	dec     wsframe.Decoder // the upstream's frames
 	carry   []byte          // upstream bytes read but not yet decoded
@@ -97,12 +100,21 @@ func (p *pair) opened() {
 	}
 }
 
+// loopSender is a transport that takes a message from its own event loop without a hop
+// through gnet's task queue (the gateway's WebSocket connection).
+type loopSender interface {
+	SendOnLoop(t conntable.MessageType, payload []byte) error
+}
+
 func (p *pair) startDriver() {
-	if p.secure {
+	switch {
+	case p.secure:
 		go p.readTLS()
-		return
+	case p.loop != nil:
+		p.attach() // the loop's Enroll does not wait
+	default:
+		go p.attach()
 	}
-	go p.attach()
 }
 
 // queuedOverhead is what a queued message costs beside its frame (slice header, allocation
@@ -117,9 +129,8 @@ const queuedOverhead = 64
 // Once our close frame is queued or the upstream is gone, messages are dropped: the client
 // is being closed and hears why.
 func (p *pair) fromClient(t conntable.MessageType, payload []byte) error {
-	frame := wsframe.AppendMaskedFrame(make([]byte, 0, wsframe.MaskedFrameSize(len(payload))), ws.OpCode(t), payload, maskKey())
 	o := &p.b.opts
-	size := len(frame) + queuedOverhead
+	size := wsframe.MaskedFrameSize(len(payload)) + queuedOverhead
 	p.mu.Lock()
 	if p.closeQueued || p.upstreamGone {
 		p.mu.Unlock()
@@ -129,7 +140,19 @@ func (p *pair) fromClient(t conntable.MessageType, payload []byte) error {
 		p.mu.Unlock()
 		return backend.ErrInboundFull
 	}
-	p.out = append(p.out, frame)
+	if p.loop != nil && p.gc != nil && len(p.out) == 0 && p.gc.OutboundBuffered() <= softOutbound {
+		// We are on the client's loop, which holds the upstream socket too: write it now,
+		// from the loop's scratch buffer (gnet copies what the socket does not take).
+		l := p.gc.Context().(*attachment).loop
+		l.scratch = wsframe.AppendMaskedFrame(l.scratch[:0], ws.OpCode(t), payload, maskKey())
+		_, _ = p.gc.Write(l.scratch)
+		if cap(l.scratch) > 64<<10 {
+			l.scratch = nil
+		}
+		p.mu.Unlock()
+		return nil
+	}
+	p.out = append(p.out, wsframe.AppendMaskedFrame(make([]byte, 0, size-queuedOverhead), ws.OpCode(t), payload, maskKey()))
 	p.outBytes += size
 	p.outMsgs++
 	kick := p.kickLocked()
@@ -253,7 +276,12 @@ func (p *pair) setWhyLocked(why string) {
 // outbound buffer is full: the message is kept in stalled and reading must stop.
 func (p *pair) deliver(ev wsframe.Event) bool {
 	t := conntable.MessageType(ev.Op)
-	err := p.c.Transport.Send(t, ev.Payload)
+	var err error
+	if p.onLoop && p.direct != nil {
+		err = p.direct.SendOnLoop(t, ev.Payload)
+	} else {
+		err = p.c.Transport.Send(t, ev.Payload)
+	}
 	if errors.Is(err, conntable.ErrSlowConsumer) {
 		p.stalled = &message{t: t, payload: append([]byte(nil), ev.Payload...)}
 		return false
