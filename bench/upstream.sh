@@ -73,34 +73,37 @@ http {
 EOF
 	nginx -c "$d/nginx.conf" -p "$d" >"$d/stdout.log" 2>&1 & pids+=($!)
 	listening $ng
-	ngpids=$(pgrep -d, -f "nginx.*$d/nginx.conf|nginx: worker" || true)
+	local master; master=$(pgrep -f "nginx -c $d/nginx.conf" | head -1)
+	ngpids=$(pgrep -d, -P "$master" | sed "s/^/$master,/")
 }
 stop_all() { cleanup; pids=(); up=$((up + 20)); ports; sleep 0.5; }
 
-# echo <label> <port>: one closed-loop run, printed as a row.
+# echo <label> <port> <pids>: one closed-loop run, printed as a row; the CPU time of the
+# given processes per message is the figure that survives a busy machine best.
 echo_row() {
-	"$bin/sdbench" echo -addr 127.0.0.1:"$2" -conns "$conns" -size "$size" -duration "$dur" -warmup 2s 2>/dev/null |
+	"$bin/sdbench" echo -addr 127.0.0.1:"$2" -conns "$conns" -size "$size" -duration "$dur" -warmup 2s -pid "$3" 2>/dev/null |
 		sed -n 's/^RESULT //p' | python3 -c '
 import json, sys
 r = json.load(sys.stdin)
 l = r["latency"]
-print("| %s | %d | %.0f | %d | %d | %d |" % (sys.argv[1], r["connected"], r["msgs_per_s"], l["p50_us"], l["p99_us"], r.get("errors", 0)))
+print("| %s | %d | %.0f | %d | %d | %.1f | %d |" % (sys.argv[1], r["connected"], r["msgs_per_s"], l["p50_us"], l["p99_us"],
+      r.get("target_cpu_us_per_msg", 0), r.get("errors", 0)))
 ' "$1"
 }
 
 echo "## echo, $conns connections x $size B, $dur measured, $runs runs (alternating)"
-echo "| path | connected | msgs/s | p50 us | p99 us | errors |"
-echo "|---|---|---|---|---|---|"
+echo "| path | connected | msgs/s | p50 us | p99 us | CPU us/msg (that process) | errors |"
+echo "|---|---|---|---|---|---|---|"
 for run in $(seq "$runs"); do
 	start_refecho
-	echo_row "direct (refecho)" $up
+	echo_row "direct (refecho)" $up "${pids[-1]}"
 	start_sd
-	echo_row "SocketDock --backend ws" $sd
-	if start_nginx; then echo_row "nginx $(nginx -v 2>&1 | sed 's/.*nginx\///')" $ng; fi
+	echo_row "SocketDock --backend ws" $sd "$sdpid"
+	if start_nginx; then echo_row "nginx $(nginx -v 2>&1 | sed 's/.*nginx\///')" $ng "$ngpids"; fi
 	stop_all
 done
 start_tls
-echo_row "SocketDock --backend ws, wss:// upstream (tlsecho: gorilla, Go TLS)" $tsd
+echo_row "SocketDock --backend ws, wss:// upstream (tlsecho: gorilla, Go TLS)" $tsd "$tsdpid"
 stop_all
 
 # hold <label> <port> <pids>: RSS growth per idle connection of the given processes.
