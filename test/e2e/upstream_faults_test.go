@@ -151,3 +151,32 @@ func TestUpstreamSlowAnswers(t *testing.T) {
 		}
 	}
 }
+
+// Bad input from the client ends both hops too: the client gets the gateway's code (1007,
+// 1009, 1002) and the upstream the same code.
+func TestUpstreamClientBadInput(t *testing.T) {
+	up := newGoUpstream(t, echoUpstream)
+	r := upstreamRelay(t, up.URL, "--max-message-size", "1024")
+	for i, c := range []struct {
+		name  string
+		frame []byte
+		code  int
+	}{
+		{"invalid UTF-8", frame(true, 0x1, []byte{0xff, 0xfe}, true), 1007},
+		{"oversize", frame(true, 0x2, bytes.Repeat([]byte{1}, 2000), true), 1009},
+		{"unmasked", frame(true, 0x1, []byte("hi"), false), 1002},
+	} {
+		cl := rawDial(t, r.Public)
+		cl.send(t, frame(true, 0x1, []byte("up?"), true))
+		if _, _, p := cl.readFrame(t); string(p) != "up?" {
+			t.Fatalf("%s: echo %q", c.name, p)
+		}
+		cl.send(t, c.frame)
+		if code, _, _ := cl.rawClose(t); code != c.code {
+			t.Errorf("%s: client got %d, want %d", c.name, code, c.code)
+		}
+		if got := up.closeFrame(t, i+1); got.Code != c.code {
+			t.Errorf("%s: upstream got %d %q, want %d", c.name, got.Code, got.Text, c.code)
+		}
+	}
+}
