@@ -17,7 +17,7 @@ build:
 run: build
 	./$(BIN)/socketdock --log-format console
 
-test: lint unit e2e-node js-client
+test: lint node-deps unit e2e-node js-client
 
 lint: $(STATICCHECK)
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*')); \
@@ -31,7 +31,8 @@ $(STATICCHECK):
 unit:
 	$(GO) test -race -count=1 -timeout 15m ./...
 
-# Real peers we did not write: wscat and Node's ws, installed locally from package-lock.json.
+# Real peers we did not write: wscat and Node's ws, installed locally from package-lock.json
+# (before unit: the Go e2e tests run Node's ws as an upstream).
 node-deps:
 	@command -v npm >/dev/null || { apt-get update && apt-get install -y nodejs npm; }
 	cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error

@@ -70,6 +70,7 @@ type Options struct {
 
 	PollOptions
 	ClusterOptions
+	UpstreamOptions
 
 	LogLevel  string
 	LogFormat string
@@ -110,6 +111,7 @@ func Defaults() Options {
 		LogFormat:        "json",
 		PollOptions:      pollDefaults(),
 		ClusterOptions:   clusterDefaults(),
+		UpstreamOptions:  upstreamDefaults(),
 	}
 }
 
@@ -121,7 +123,7 @@ func (o *Options) flagSet() *flag.FlagSet {
 	fs.StringVar(&o.ControlBindIP, "control-bindip", o.ControlBindIP, "address of the control listener (default: bindip)")
 	fs.IntVar(&o.ControlBindPort, "control-bindport", o.ControlBindPort, "port of the control listener (default: bindport+1)")
 	fs.StringVar(&o.Endpoint, "endpoint", o.Endpoint, "base URL backends use to reach the control listener (default: http://<control address>)")
-	fs.StringVar(&o.Backend, "backend", o.Backend, "loopback (echo) or http")
+	fs.StringVar(&o.Backend, "backend", o.Backend, "loopback (echo), http, or ws (each client linked to a WebSocket upstream, --upstream-url)")
 	fs.StringVar(&o.MessageURI, "message-uri", o.MessageURI, "URL each client message is POSTed to (required with --backend http)")
 	fs.StringVar(&o.ConnectURI, "connect-uri", o.ConnectURI, "URL told of each new connection (optional)")
 	fs.StringVar(&o.DisconnectURI, "disconnect-uri", o.DisconnectURI, "URL told of each closed connection (optional)")
@@ -158,6 +160,7 @@ func (o *Options) flagSet() *flag.FlagSet {
 	o.PollOptions.addFlags(fs)
 	o.ClusterOptions.addFlags(fs)
 	fs.StringVar(&o.MemoryLimit, "memory-limit", o.MemoryLimit, "soft limit of the Go runtime's memory: bytes, 512M or 2G (powers of 1024), a percentage of the cgroup's or machine's memory such as 80%, or off (default: GOMEMLIMIT, else none)")
+	o.UpstreamOptions.addFlags(fs)
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "DEBUG, INFO, WARNING, ERROR or CRITICAL")
 	fs.StringVar(&o.LogFormat, "log-format", o.LogFormat, "json or console")
 	fs.BoolVar(&o.Version, "version", o.Version, "print the version and exit")
@@ -288,6 +291,9 @@ func (o *Options) finish() error {
 	if err := o.ClusterOptions.check(); err != nil {
 		return err
 	}
+	if err := o.checkUpstream(); err != nil {
+		return err
+	}
 	checks := []struct {
 		bad bool
 		msg string
@@ -297,7 +303,7 @@ func (o *Options) finish() error {
 		{o.BindPort < 1 || o.BindPort > 65535, fmt.Sprintf("--bindport %d is not a port (1-65535)", o.BindPort)},
 		{o.ControlBindPort < 1 || o.ControlBindPort > 65535, fmt.Sprintf("--control-bindport %d is not a port (1-65535)", o.ControlBindPort)},
 		{o.ControlBindPort == o.BindPort && sameHost(o.ControlBindIP, o.BindIP), fmt.Sprintf("--control-bindport %d is the public port; pick another", o.ControlBindPort)},
-		{o.Backend != "loopback" && o.Backend != "http", fmt.Sprintf("--backend %q is not loopback or http", o.Backend)},
+		{o.Backend != "loopback" && o.Backend != "http" && o.Backend != "ws", fmt.Sprintf("--backend %q is not loopback, http or ws", o.Backend)},
 		{o.Backend == "http" && o.MessageURI == "", "--backend http needs --message-uri"},
 		{o.BackendTimeout <= 0, "--backend-timeout must be positive"},
 		{o.BackendRetries < 0 || o.BackendRetries > 100, "--backend-retries must be 0-100"},

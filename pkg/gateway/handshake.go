@@ -59,6 +59,11 @@ func (s *Server) handshake(w *wsConn, buf []byte) int {
 		path = string(longpoll.AppendMetaPath(nil, req.Target)) // cb removed, as for a poll session
 	}
 	w.conn = s.opts.Hub.NewConn(w, w.gc.RemoteAddr(), headers, path) // gnet's address, already allocated
+	// With a Linker the upstream answers the upgrade (link.go).
+	if s.opts.Linker != nil {
+		s.startLink(w, accept, offeredProtocols(&req))
+		return n
+	}
 	proto := s.pickSubprotocol(&req)
 	if s.opts.Authorizer != nil {
 		s.startAuthorize(w, accept, proto)

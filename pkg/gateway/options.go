@@ -35,6 +35,7 @@ type Options struct {
 	AllowedOrigins []string           // Origin allow-list ("*" for any); nil: any
 	Subprotocols   []string           // offered in the 101 in this order of preference; nil: none
 	Authorizer     backend.Authorizer // --connect-mode authorize: asked before the 101; nil: notify
+	Linker         backend.Linker     // --backend ws: links each connection before its 101 (link.go); nil: none
 
 	KeepRequest bool // keep the upgrade request's headers and path in the Conn for the backend
 

@@ -155,8 +155,8 @@ func (s *Server) pollFail(w *wsConn, reply longpoll.Reply, err error) {
 // pollCreate opens a session: admission, the optional target, then (in authorize mode) the
 // backend's verdict before the answer. On the loop.
 func (s *Server) pollCreate(w *wsConn, req *wsframe.Request, p *longpoll.Params, reply longpoll.Reply) {
-	if p.Target != "" {
-		// A target names a WebSocket upstream (CONTRACT §9); none is allowed here.
+	if p.Target != "" && (s.opts.Linker == nil || !s.opts.Linker.TargetAllowed(p.Target)) {
+		// A target names a WebSocket upstream (CONTRACT §9): only --upstream-allow's prefixes.
 		s.pollFail(w, reply, &longpoll.Error{Status: 403, Reason: "target not allowed"})
 		return
 	}
@@ -180,6 +180,10 @@ func (s *Server) pollCreate(w *wsConn, req *wsframe.Request, p *longpoll.Params,
 	fqdn := s.opts.PollFQDN
 	if fqdn == "" {
 		fqdn = strings.Clone(req.Get("host"))
+	}
+	if s.opts.Linker != nil { // the session's upstream is dialled first (link.go)
+		s.pollLink(w, ps, reply, fqdn, p.Target)
+		return
 	}
 	if s.opts.Authorizer == nil {
 		s.pollOpen(w, ps, reply, fqdn)

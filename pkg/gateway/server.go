@@ -183,6 +183,9 @@ func (s *Server) loopOf(c gnet.Conn) *loop {
 
 // OnOpen starts the handshake clock for a new TCP connection.
 func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+	if h, ok := c.Context().(Enrolled); ok {
+		return h.OnOpen(c)
+	}
 	l := s.loopOf(c)
 	w := &wsConn{gc: c, loop: l}
 	w.lastRead = l.wheel.Now()
@@ -196,6 +199,9 @@ func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 func (s *Server) OnClose(c gnet.Conn, err error) gnet.Action {
 	w, _ := c.Context().(*wsConn)
 	if w == nil {
+		if h, ok := c.Context().(Enrolled); ok {
+			return h.OnClose(c, err)
+		}
 		return gnet.None
 	}
 	w.state = stateClosed
@@ -223,7 +229,10 @@ func (s *Server) OnClose(c gnet.Conn, err error) gnet.Action {
 
 // OnTraffic reads the upgrade request, then frames, as far as the bytes go.
 func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
-	w := c.Context().(*wsConn)
+	w, ok := c.Context().(*wsConn)
+	if !ok {
+		return c.Context().(Enrolled).OnTraffic(c)
+	}
 	l := w.loop
 	l.batching = w
 	l.out = l.out[:0]

@@ -69,6 +69,14 @@ func New(opts config.Options, log zerolog.Logger) (*Relay, error) {
 		}
 	}
 	r.newCluster()
+	var linker backend.Linker // nil: no per-connection upstream
+	if opts.Backend == "ws" {
+		up, err := newUpstream(opts, log, r.Metrics)
+		if err != nil {
+			return nil, err
+		}
+		r.backend, linker = up, up
+	}
 	r.hub = hub.New(hub.Options{
 		NewID:               r.clusterIDs(),
 		MaxConnections:      opts.MaxConnections,
@@ -104,7 +112,8 @@ func New(opts config.Options, log zerolog.Logger) (*Relay, error) {
 		AllowedOrigins:     config.SplitList(opts.AllowedOrigins),
 		Subprotocols:       config.SplitList(opts.Subprotocols),
 		Authorizer:         authz,
-		KeepRequest:        opts.Backend == "http" && opts.ConnectURI != "", // only the connect POST reads them
+		Linker:             linker,
+		KeepRequest:        (opts.Backend == "http" && opts.ConnectURI != "") || opts.Backend == "ws", // the connect POST and the upstream handshake read them
 		Poll:               opts.Poll,
 		PollMaxTTL:         opts.PollMaxTTL,
 		PollSessionTimeout: opts.PollSessionTimeout,
@@ -142,9 +151,16 @@ func (r *Relay) Start() error {
 		return err
 	}
 	r.warnOpenControl()
+	if s, ok := r.backend.(interface{ Start() error }); ok { // the upstream backend's event loops
+		if err := s.Start(); err != nil {
+			_ = r.control.Stop()
+			return err
+		}
+	}
 	if err := r.gateway.Start(); err != nil {
 		_ = r.control.Stop()
 		r.leaveCluster()
+		_ = r.backend.Drain(context.Background()) // nothing is queued yet: this only stops its loops
 		return err
 	}
 	r.control.SetReady()

@@ -39,7 +39,8 @@ type Event struct {
 // A message that arrives whole in one frame needs no state between calls, so the assembly
 // state exists only while a message is in pieces: an idle connection carries one pointer.
 type Decoder struct {
-	MaxMessage int // largest message in bytes; 0 means no limit
+	MaxMessage int  // largest message in bytes; 0 means no limit
+	FromServer bool // decode a server's frames (the relay as a client): unmasked, and a masked one is an error
 	a          *assembly
 }
 
@@ -60,7 +61,7 @@ type assembly struct {
 func (d *Decoder) Next(b []byte) (ev Event, n int, err error) {
 	a := d.a
 	if a == nil || !a.inFrame {
-		h, hn, err := ParseHeader(b)
+		h, hn, err := parseHeader(b, d.FromServer)
 		if err != nil || hn == 0 {
 			return ev, 0, err
 		}
@@ -74,7 +75,7 @@ func (d *Decoder) Next(b []byte) (ev Event, n int, err error) {
 				return ev, 0, nil
 			}
 			p := b[hn:total]
-			ws.Cipher(p, h.Mask, 0)
+			unmask(p, h, 0)
 			ev, err = control(h.OpCode, p)
 			return ev, total, err
 		}
@@ -82,7 +83,7 @@ func (d *Decoder) Next(b []byte) (ev Event, n int, err error) {
 		if h.Fin && a == nil && len(b)-hn >= int(h.Length) {
 			total := hn + int(h.Length)
 			p := b[hn:total]
-			ws.Cipher(p, h.Mask, 0)
+			unmask(p, h, 0)
 			if h.OpCode == OpText && !utf8.Valid(p) {
 				return ev, 0, errTextUTF8
 			}
@@ -99,7 +100,7 @@ func (d *Decoder) Next(b []byte) (ev Event, n int, err error) {
 	take := int(min(a.remaining, int64(len(b))))
 	if take > 0 {
 		p := b[:take]
-		ws.Cipher(p, a.frame.Mask, a.maskPos)
+		unmask(p, a.frame, a.maskPos)
 		if a.op == OpText && !a.text.Write(p) {
 			return ev, 0, errTextUTF8
 		}
@@ -121,6 +122,13 @@ func (d *Decoder) Next(b []byte) (ev Event, n int, err error) {
 	// The payload stays valid until the next call, which starts a fresh assembly.
 	d.a = nil
 	return Event{Kind: Message, Op: a.op, Payload: a.buf}, n, nil
+}
+
+// unmask removes a masked frame's mask from p, which starts at offset in the payload.
+func unmask(p []byte, h ws.Header, offset int) {
+	if h.Masked {
+		ws.Cipher(p, h.Mask, offset)
+	}
 }
 
 // admit checks a header against the message state and the size limit.

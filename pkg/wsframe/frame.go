@@ -35,6 +35,7 @@ var (
 	errReservedBits  = &CloseError{conntable.CloseProtocolError, "reserved bits set"}
 	errReservedOp    = &CloseError{conntable.CloseProtocolError, "reserved opcode"}
 	errUnmasked      = &CloseError{conntable.CloseProtocolError, "client frame not masked"}
+	errMasked        = &CloseError{conntable.CloseProtocolError, "server frame masked"}
 	errControlLong   = &CloseError{conntable.CloseProtocolError, "control frame over 125 bytes"}
 	errControlFrag   = &CloseError{conntable.CloseProtocolError, "fragmented control frame"}
 	errNoContinue    = &CloseError{conntable.CloseProtocolError, "continuation without a message"}
@@ -47,9 +48,13 @@ var (
 	errMessageTooBig = &CloseError{conntable.CloseTooBig, "message too big"}
 )
 
-// ParseHeader reads a frame header from the start of b. It returns n == 0 when b holds
-// only part of the header. The returned error, if any, is a *CloseError.
-func ParseHeader(b []byte) (h ws.Header, n int, err error) {
+// ParseHeader reads a client frame header from the start of b. It returns n == 0 when b
+// holds only part of the header. The returned error, if any, is a *CloseError.
+func ParseHeader(b []byte) (h ws.Header, n int, err error) { return parseHeader(b, false) }
+
+// parseHeader reads a frame header; fromServer says which side sent it (RFC 6455 §5.1:
+// clients mask every frame, servers none).
+func parseHeader(b []byte, fromServer bool) (h ws.Header, n int, err error) {
 	if len(b) < 2 {
 		return h, 0, nil
 	}
@@ -85,17 +90,19 @@ func ParseHeader(b []byte) (h ws.Header, n int, err error) {
 		copy(h.Mask[:], b[n:n+4])
 		n += 4
 	}
-	return h, n, checkHeader(h)
+	return h, n, checkHeader(h, fromServer)
 }
 
-func checkHeader(h ws.Header) error {
+func checkHeader(h ws.Header, fromServer bool) error {
 	switch {
 	case h.Rsv != 0:
 		return errReservedBits
 	case h.OpCode.IsReserved():
 		return errReservedOp
-	case !h.Masked:
+	case !h.Masked && !fromServer:
 		return errUnmasked
+	case h.Masked && fromServer:
+		return errMasked
 	case h.OpCode.IsControl() && h.Length > ws.MaxControlFramePayloadSize:
 		return errControlLong
 	case h.OpCode.IsControl() && !h.Fin:

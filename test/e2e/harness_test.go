@@ -43,6 +43,8 @@ func TestMain(m *testing.M) {
 		// gnet's shared goroutine pool parks idle workers process-wide.
 		goleak.IgnoreTopFunction("github.com/panjf2000/ants/v2.(*poolCommon).purgeStaleWorkers"),
 		goleak.IgnoreTopFunction("github.com/panjf2000/ants/v2.(*poolCommon).ticktock"),
+		// Its idle workers wait for tasks until purged (EventLoop.Enroll runs on that pool).
+		goleak.IgnoreAnyFunction("github.com/panjf2000/ants/v2.(*goWorker).run.func1"),
 		// net/http test clients keep idle connections until the process ends.
 		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
 	)
