@@ -21,6 +21,7 @@ import (
 // HoldResult is the RESULT line of "sdbench hold".
 type HoldResult struct {
 	Mode        string  `json:"mode"`
+	Transport   string  `json:"transport"`
 	Target      string  `json:"target"`
 	Conns       int     `json:"conns"`
 	Procs       int     `json:"procs"`
@@ -42,10 +43,17 @@ type holder struct {
 	alive       atomic.Int64
 	errs        errTally
 	mu          sync.Mutex
-	conns       []*wsclient.Conn
+	conns       []interface{ Abort() error }
+	poll        bool          // long-poll sessions (one held poll each) instead of WebSockets
+	pollTTL     time.Duration // ttl of each held poll
+	pollPrefix  string
 }
 
 func (h *holder) connect(ctx context.Context, c *common, n, offset, conc int) {
+	if h.poll {
+		h.connectPoll(ctx, c, n, offset, conc)
+		return
+	}
 	sem := make(chan struct{}, conc)
 	var wg sync.WaitGroup
 	for i := 0; i < n && ctx.Err() == nil; i++ {
@@ -106,6 +114,9 @@ func runHold(ctx context.Context, args []string) error {
 	conc := fs.Int("connect-concurrency", 256, "parallel dials per process")
 	offset := fs.Int("index-offset", 0, "first connection index (chooses source addresses; set by the parent for children)")
 	child := fs.Bool("child", false, "internal: run as a child of a multi-process hold")
+	transport := fs.String("transport", "ws", "ws (WebSocket upgrades at -path) or poll (long-poll sessions at -poll-prefix, one held poll on its own keep-alive connection each)")
+	pollTTL := fs.Duration("poll-ttl", 25*time.Second, "poll transport: ttl of each held poll (re-polled when it ends)")
+	pollPrefix := fs.String("poll-prefix", "/poll", "poll transport: path prefix")
 	maxTime := fs.Duration("max-time", 10*time.Minute, "hard bound on the whole run")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -115,8 +126,14 @@ func runHold(ctx context.Context, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, *maxTime)
 	defer cancel()
+	if *transport != "ws" && *transport != "poll" {
+		return fmt.Errorf("unknown -transport %q", *transport)
+	}
+	newHolder := func() *holder {
+		return &holder{poll: *transport == "poll", pollTTL: *pollTTL, pollPrefix: *pollPrefix}
+	}
 	if *child {
-		return holdChild(ctx, &c, *n, *offset, *conc)
+		return holdChild(ctx, &c, newHolder(), *n, *offset, *conc)
 	}
 	pids, err := benchkit.ParsePIDs(*pidList)
 	if err != nil {
@@ -125,7 +142,7 @@ func runHold(ctx context.Context, args []string) error {
 	if *procs <= 0 {
 		*procs = (*n + *perProc - 1) / *perProc
 	}
-	res := HoldResult{Mode: "hold", Target: c.addr, Conns: *n, Procs: *procs}
+	res := HoldResult{Mode: "hold", Transport: *transport, Target: c.addr, Conns: *n, Procs: *procs}
 	if len(pids) > 0 {
 		if res.RSSBefore, err = benchkit.SumRSS(pids); err != nil {
 			return err
@@ -137,14 +154,15 @@ func runHold(ctx context.Context, args []string) error {
 		finishFn func()
 	)
 	if *procs == 1 {
-		h := &holder{}
+		h := newHolder()
 		h.connect(ctx, &c, *n, *offset, *conc)
 		res.Established = int(h.established.Load())
 		res.FirstError = h.errs.first
 		aliveFn = func() (int, error) { return int(h.alive.Load()), nil }
 		finishFn = h.abortAll
 	} else {
-		kids, err := startChildren(ctx, &c, *n, *procs, *offset, *conc, *maxTime)
+		extra := []string{"-transport", *transport, "-poll-ttl", pollTTL.String(), "-poll-prefix", *pollPrefix}
+		kids, err := startChildren(ctx, &c, *n, *procs, *offset, *conc, *maxTime, extra)
 		if err != nil {
 			return err
 		}
@@ -192,8 +210,7 @@ func runHold(ctx context.Context, args []string) error {
 
 // holdChild connects, reports "ESTABLISHED n", waits for stdin to close,
 // reports "ALIVE n" and exits (the kernel closes the sockets).
-func holdChild(ctx context.Context, c *common, n, offset, conc int) error {
-	h := &holder{}
+func holdChild(ctx context.Context, c *common, h *holder, n, offset, conc int) error {
 	h.connect(ctx, c, n, offset, conc)
 	fmt.Printf("ESTABLISHED %d %s\n", h.established.Load(), strings.ReplaceAll(h.errs.first, "\n", " "))
 	done := make(chan struct{})
@@ -216,7 +233,7 @@ type children struct {
 	killed bool
 }
 
-func startChildren(ctx context.Context, c *common, n, procs, offset, conc int, maxTime time.Duration) (*children, error) {
+func startChildren(ctx context.Context, c *common, n, procs, offset, conc int, maxTime time.Duration, extra []string) (*children, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -234,6 +251,7 @@ func startChildren(ctx context.Context, c *common, n, procs, offset, conc int, m
 			"-timeout", c.timeout.String(),
 			"-conns", strconv.Itoa(cnt), "-index-offset", strconv.Itoa(offset+p*per),
 			"-connect-concurrency", strconv.Itoa(conc), "-max-time", maxTime.String())
+		cmd.Args = append(cmd.Args, extra...)
 		cmd.Stderr = os.Stderr
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		in, err := cmd.StdinPipe()
