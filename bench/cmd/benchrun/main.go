@@ -65,7 +65,7 @@ func main() {
 	flag.StringVar(&cfg.relay, "relay", "bin/socketdock", "SocketDock binary")
 	flag.StringVar(&cfg.tools, "tools", "bin/bench", "directory holding sdbench, refecho and refbackend")
 	flag.StringVar(&cfg.out, "out", "bench/out", "directory for results (JSON, Markdown) and server logs")
-	flag.StringVar(&only, "only", "", "comma-separated scenarios to run: loopback,http,idle,rate,scale (default: all of the profile)")
+	flag.StringVar(&only, "only", "", "comma-separated scenarios to run: loopback,http,idle,rate,scale,poll (default: all of the profile)")
 	flag.BoolVar(&noPP, "no-pushpin", false, "skip Pushpin even when installed")
 	flag.IntVar(&runs, "runs", 0, "runs per measurement (default 1 short, 3 full)")
 	flag.DurationVar(&dur, "duration", 0, "measured duration per echo/rate run (default 8s short, 20s full)")
@@ -90,7 +90,7 @@ func main() {
 	}
 	cfg.only = map[string]bool{}
 	if only == "" {
-		only = "loopback,http,idle,rate"
+		only = "loopback,http,idle,rate,poll"
 		if cfg.profile == "full" {
 			only += ",scale"
 		}
@@ -135,6 +135,8 @@ func main() {
 		{"idle", b.scenarioIdle},
 		{"rate", b.scenarioRate},
 		{"scale", b.scenarioScale},
+		{"poll", b.scenarioPollEcho},
+		{"poll", b.scenarioPollIdle},
 	}
 	for _, st := range steps {
 		if !cfg.only[st.key] || ctx.Err() != nil {

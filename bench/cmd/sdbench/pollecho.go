@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/socketdock/socketdock/bench/internal/benchkit"
@@ -21,6 +22,64 @@ type PollEchoResult struct {
 	EmptyPolls int64   `json:"empty_polls"` // of which carried no message
 	Transport  string  `json:"transport"`
 	PollsPerS  float64 `json:"polls_per_s"`
+	Client     string  `json:"client"`
+	// ClientCPUUSPerMsg is this process's own CPU (user+system) per message while recording.
+	ClientCPUUSPerMsg float64 `json:"client_cpu_us_per_msg"`
+}
+
+// pollSession is one session's client: the minimal one (its own keep-alive connection) or
+// net/http's (a shared Transport).
+type pollSession interface {
+	SendText(data []byte) error
+	Poll(ttl time.Duration, ack int64, into []pollclient.Message) ([]pollclient.Message, error)
+	Abort()
+}
+
+type rawSession struct {
+	c       *pollclient.Conn
+	id      string
+	timeout time.Duration
+}
+
+func (s *rawSession) SendText(data []byte) error {
+	_ = s.c.NetConn().SetDeadline(time.Now().Add(s.timeout))
+	return s.c.SendText(s.id, data)
+}
+
+func (s *rawSession) Poll(ttl time.Duration, ack int64, into []pollclient.Message) ([]pollclient.Message, error) {
+	_ = s.c.NetConn().SetDeadline(time.Now().Add(s.timeout + ttl))
+	return s.c.Poll(s.id, ttl, ack, into)
+}
+
+func (s *rawSession) Abort() { _ = s.c.Abort() }
+
+type netHTTPSession struct {
+	h       *pollclient.HTTPClient
+	id      string
+	timeout time.Duration
+}
+
+func (s *netHTTPSession) SendText(data []byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	defer cancel()
+	return s.h.SendText(ctx, s.id, data)
+}
+
+func (s *netHTTPSession) Poll(ttl time.Duration, ack int64, into []pollclient.Message) ([]pollclient.Message, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout+ttl)
+	defer cancel()
+	return s.h.Poll(ctx, s.id, ttl, ack, into)
+}
+
+func (s *netHTTPSession) Abort() { s.h.Close() }
+
+// selfCPU is this process's user+system CPU time.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // runPollEcho: every session, on its own keep-alive connection, sends one text message,
@@ -40,6 +99,7 @@ func runPollEcho(ctx context.Context, args []string) error {
 	ttl := fs.Duration("ttl", 5*time.Second, "ttl of each poll")
 	conc := fs.Int("connect-concurrency", 128, "parallel dials while connecting")
 	pidList := fs.String("pid", "", "target pid(s) whose CPU time is reported per message")
+	client := fs.String("client", "raw", "raw (minimal HTTP/1.1 client, one keep-alive connection per session, source addresses 127.0.0.2..) or nethttp (net/http, shared Transport, source 127.0.0.1)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -50,15 +110,18 @@ func runPollEcho(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	res := PollEchoResult{EchoResult: EchoResult{Mode: "pollecho", Target: *addrF, Conns: *conns, Size: *size}, Transport: "poll"}
-
-	type sess struct {
-		c  *pollclient.Conn
-		id string
+	if *client != "raw" && *client != "nethttp" {
+		return fmt.Errorf("unknown -client %q", *client)
 	}
+	res := PollEchoResult{EchoResult: EchoResult{Mode: "pollecho", Target: *addrF, Conns: *conns, Size: *size}, Transport: "poll", Client: *client}
+	var hc *pollclient.HTTPClient
+	if *client == "nethttp" {
+		hc = pollclient.NewHTTPClient(*addrF, *prefix, *conns, *timeout)
+	}
+
 	var (
 		mu       sync.Mutex
-		cl       []sess
+		cl       []pollSession
 		connErrs errTally
 		sem      = make(chan struct{}, *conc)
 		cwg      sync.WaitGroup
@@ -68,6 +131,19 @@ func runPollEcho(ctx context.Context, args []string) error {
 		cwg.Add(1)
 		go func(i int) {
 			defer func() { <-sem; cwg.Done() }()
+			if hc != nil {
+				ctx, cancel := context.WithTimeout(ctx, *timeout)
+				defer cancel()
+				id, err := hc.Create(ctx)
+				if err != nil {
+					connErrs.add(err)
+					return
+				}
+				mu.Lock()
+				cl = append(cl, &netHTTPSession{hc, id, *timeout})
+				mu.Unlock()
+				return
+			}
 			c, err := pollclient.Dial(ctx, *addrF, pollclient.Options{LocalIP: benchkit.SourceIP(*srcBase, i, *perIP), Timeout: *timeout, Prefix: *prefix})
 			if err != nil {
 				connErrs.add(err)
@@ -81,7 +157,7 @@ func runPollEcho(ctx context.Context, args []string) error {
 				return
 			}
 			mu.Lock()
-			cl = append(cl, sess{c, id})
+			cl = append(cl, &rawSession{c, id, *timeout})
 			mu.Unlock()
 		}(i)
 	}
@@ -105,23 +181,22 @@ func runPollEcho(ctx context.Context, args []string) error {
 	)
 	for i, s := range cl {
 		wg.Add(1)
-		go func(i int, s sess) {
+		go func(i int, s pollSession) {
 			defer wg.Done()
 			out := make([]byte, *size)
 			var batch []pollclient.Message
 			ack := int64(0)
 			for seq := uint64(0); !stopping.Load() && ctx.Err() == nil; seq++ {
 				wsclient.FormatPayload(out, i, seq)
-				_ = s.c.NetConn().SetDeadline(time.Now().Add(*timeout + *ttl))
 				t0 := time.Now()
-				if err := s.c.SendText(s.id, out); err != nil {
+				if err := s.SendText(out); err != nil {
 					errs.add(fmt.Errorf("send: %w", err))
 					return
 				}
 				got := false
 				for !got {
 					var err error
-					batch, err = s.c.Poll(s.id, *ttl, ack, batch)
+					batch, err = s.Poll(*ttl, ack, batch)
 					if err != nil {
 						errs.add(fmt.Errorf("poll: %w", err))
 						return
@@ -164,6 +239,7 @@ func runPollEcho(ctx context.Context, args []string) error {
 	case <-ctx.Done():
 	}
 	cpu0, _ := benchkit.SumCPU(pids)
+	self0 := selfCPU()
 	recording.Store(true)
 	t0 := time.Now()
 	select {
@@ -173,9 +249,10 @@ func runPollEcho(ctx context.Context, args []string) error {
 	stopping.Store(true)
 	elapsed := time.Since(t0)
 	cpu1, _ := benchkit.SumCPU(pids)
+	self1 := selfCPU()
 	wg.Wait()
 	for _, s := range cl {
-		_ = s.c.Abort()
+		s.Abort()
 	}
 
 	res.DurationS = elapsed.Seconds()
@@ -189,10 +266,14 @@ func runPollEcho(ctx context.Context, args []string) error {
 	if errs.first != "" && res.FirstError == "" {
 		res.FirstError = errs.first
 	}
+	if res.Msgs > 0 {
+		res.ClientCPUUSPerMsg = float64((self1 - self0).Microseconds()) / float64(res.Msgs)
+	}
 	if len(pids) > 0 && res.Msgs > 0 {
 		res.TargetCPUS = (cpu1 - cpu0).Seconds()
 		res.CPUPerMsgUS = float64((cpu1 - cpu0).Microseconds()) / float64(res.Msgs)
 	}
+	logf("pollecho: %s client %.1f µs CPU/msg, relay %.1f µs CPU/msg", res.Client, res.ClientCPUUSPerMsg, res.CPUPerMsgUS)
 	logf("pollecho: %.0f msgs/s (%.0f polls/s, %d empty)  p50 %dµs p90 %dµs p99 %dµs max %dµs  errors %d mismatches %d",
 		res.MsgsPerSec, res.PollsPerS, res.EmptyPolls, res.Latency.P50, res.Latency.P90, res.Latency.P99, res.Latency.Max, res.Errors, res.Mismatches)
 	return benchkit.PrintResult(os.Stdout, res)
