@@ -264,13 +264,16 @@ func brief(sc *Scenario, r map[string]any) string {
 	if lat, ok := r["latency"].(map[string]any); ok {
 		s += fmt.Sprintf(" p50=%.0fµs p99=%.0fµs max=%.0fµs", num(lat["p50_us"]), num(lat["p99_us"]), num(lat["max_us"]))
 	}
-	for _, k := range []string{"errors", "connect_errors", "mismatches", "failed"} {
+	for _, k := range []string{"errors", "connect_errors", "mismatches", "failed", "poll_answers", "empty_polls"} {
 		if v := num(r[k]); v > 0 {
 			s += fmt.Sprintf(" %s=%.0f", k, v)
 		}
 	}
 	if v, ok := r["established"]; ok && sc.Metric != "established" {
 		s += fmt.Sprintf(" established=%.0f alive=%.0f", num(v), num(r["alive_at_end"]))
+	}
+	if v := num(r["client_cpu_us_per_msg"]); v > 0 {
+		s += fmt.Sprintf(" client_cpu=%.1fµs/msg target_cpu=%.1fµs/msg", v, num(r["target_cpu_us_per_msg"]))
 	}
 	if f, ok := r["first_error"].(string); ok && f != "" {
 		if len(f) > 120 {

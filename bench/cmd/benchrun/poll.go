@@ -9,6 +9,24 @@ import (
 // The long-poll transport (CONTRACT §8) against the WebSocket figures of the same run and
 // the same relay build: held polls' memory per session, and the send/poll round trip.
 
+// startPushpinGrip starts Pushpin proxying plain HTTP to a fresh refbackend in grip mode
+// (the long-poll API, holds and publishes through GRIP). The pids are Pushpin's processes
+// and the backend's: the sessions' state lives in the backend.
+func (b *bench) startPushpinGrip() (pids string, port int, stop func(), err error) {
+	bePort := b.nextPort(1)
+	pp, port, err := b.startPushpinRoute(bePort, "")
+	if err != nil {
+		return "", 0, nil, err
+	}
+	be, err := b.sup.start("refbackend-grip", []string{b.tool("refbackend"), "-addr", addr(bePort), "-mode", "grip",
+		"-publish-uri", "http://" + addr(port+3) + "/publish/"}, []string{addr(bePort)})
+	if err != nil {
+		b.sup.stop(pp)
+		return "", 0, nil, err
+	}
+	return pp.pidList() + "," + be.pidList(), port, func() { b.sup.stop(be); b.sup.stop(pp) }, nil
+}
+
 // scenarioPollIdle holds idleConns WebSocket connections, then as many poll sessions (each
 // one held poll on its own keep-alive connection), against fresh relays with the idle
 // scenario's configuration (HTTP backend, callback), and compares RSS growth per connection.
@@ -20,6 +38,11 @@ func (b *bench) scenarioPollIdle() error {
 	poll := sc.subject("socketdock poll", false)
 	sc.ratio("socketdock poll", "socketdock ws", "", 0, true)
 	sc.absolute("socketdock poll", "", "≤ 2048 B/session", 2048, true)
+	var pp *Subject
+	if b.cfg.pushpin {
+		pp = sc.subject("pushpin poll (GRIP)", true)
+		sc.ratio("pushpin poll (GRIP)", "socketdock poll", "", 0, false)
+	}
 	bePort := b.nextPort(1)
 	be, err := b.startBackend(bePort, "callback")
 	if err != nil {
@@ -50,6 +73,16 @@ func (b *bench) scenarioPollIdle() error {
 			// ttl 25 s (the relay's --poll-max-ttl): no poll ends while RSS is read.
 			return b.sup.runTool(b.ctx, "sdbench-poll-idle-poll", to, b.holdArgs(addr(port), n, p.pidList(), "-transport", "poll", "-poll-ttl", "25s"))
 		})
+		if pp != nil {
+			b.measure(sc, pp, run, func(int) (map[string]any, error) {
+				pids, port, stop, err := b.startPushpinGrip()
+				if err != nil {
+					return nil, err
+				}
+				defer stop()
+				return b.sup.runTool(b.ctx, "sdbench-poll-idle-pushpin", to, b.holdArgs(addr(port), n, pids, "-transport", "poll", "-poll-ttl", "25s", "-connect-concurrency", "16"))
+			})
+		}
 	}
 	sc.finish()
 	return nil
@@ -63,6 +96,16 @@ func (b *bench) scenarioPollEcho() error {
 	ws := sc.subject("socketdock ws", true)
 	poll := sc.subject("socketdock poll", false)
 	sc.ratio("socketdock poll", "socketdock ws", "", 0, false)
+	var pp *Subject
+	if b.cfg.pushpin {
+		pp = sc.subject("pushpin poll (GRIP)", true)
+		sc.ratio("socketdock poll", "pushpin poll (GRIP)", "", 0, false)
+	}
+	pollArgs := func(target, pids string, extra ...string) []string {
+		a := []string{b.tool("sdbench"), "pollecho", "-addr", target, "-conns", strconv.Itoa(b.cfg.conns), "-size", "64",
+			"-duration", b.cfg.duration.String(), "-warmup", b.cfg.warmup.String(), "-pid", pids}
+		return append(a, extra...)
+	}
 	for run := 0; run < b.cfg.runs && b.ctx.Err() == nil; run++ {
 		b.measure(sc, ws, run, func(int) (map[string]any, error) {
 			port := b.nextPort(2)
@@ -80,10 +123,18 @@ func (b *bench) scenarioPollEcho() error {
 				return nil, err
 			}
 			defer b.sup.stop(p)
-			return b.sup.runTool(b.ctx, "sdbench-poll-echo-poll", b.clientTimeout(),
-				[]string{b.tool("sdbench"), "pollecho", "-addr", addr(port), "-conns", strconv.Itoa(b.cfg.conns), "-size", "64",
-					"-duration", b.cfg.duration.String(), "-warmup", b.cfg.warmup.String(), "-pid", p.pidList()})
+			return b.sup.runTool(b.ctx, "sdbench-poll-echo-poll", b.clientTimeout(), pollArgs(addr(port), p.pidList()))
 		})
+		if pp != nil {
+			b.measure(sc, pp, run, func(int) (map[string]any, error) {
+				pids, port, stop, err := b.startPushpinGrip()
+				if err != nil {
+					return nil, err
+				}
+				defer stop()
+				return b.sup.runTool(b.ctx, "sdbench-poll-echo-pushpin", b.clientTimeout(), pollArgs(addr(port), pids, "-connect-concurrency", "16"))
+			})
+		}
 	}
 	sc.finish()
 	return nil

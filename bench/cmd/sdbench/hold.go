@@ -33,7 +33,10 @@ type HoldResult struct {
 	RSSBefore   int64   `json:"rss_before_bytes,omitempty"`
 	RSSAfter    int64   `json:"rss_after_bytes,omitempty"`
 	RSSPerConn  float64 `json:"rss_per_conn_bytes,omitempty"`
-	FirstError  string  `json:"first_error,omitempty"`
+	// PollAnswers counts the poll answers received from connect to the end (-transport
+	// poll): about Conns × held time / ttl when the polls are really held.
+	PollAnswers int64  `json:"poll_answers"`
+	FirstError  string `json:"first_error,omitempty"`
 }
 
 // holder keeps connections open; a reader goroutine per connection answers
@@ -41,6 +44,7 @@ type HoldResult struct {
 type holder struct {
 	established atomic.Int64
 	alive       atomic.Int64
+	answers     atomic.Int64 // poll answers received (-transport poll)
 	errs        errTally
 	mu          sync.Mutex
 	conns       []interface{ Abort() error }
@@ -150,7 +154,7 @@ func runHold(ctx context.Context, args []string) error {
 	}
 	t0 := time.Now()
 	var (
-		aliveFn  func() (int, error)
+		aliveFn  func() (int, int64, error)
 		finishFn func()
 	)
 	if *procs == 1 {
@@ -158,7 +162,7 @@ func runHold(ctx context.Context, args []string) error {
 		h.connect(ctx, &c, *n, *offset, *conc)
 		res.Established = int(h.established.Load())
 		res.FirstError = h.errs.first
-		aliveFn = func() (int, error) { return int(h.alive.Load()), nil }
+		aliveFn = func() (int, int64, error) { return int(h.alive.Load()), h.answers.Load(), nil }
 		finishFn = h.abortAll
 	} else {
 		extra := []string{"-transport", *transport, "-poll-ttl", pollTTL.String(), "-poll-prefix", *pollPrefix}
@@ -198,13 +202,13 @@ func runHold(ctx context.Context, args []string) error {
 		}
 	}
 	res.HeldS = time.Since(th).Seconds()
-	alive, err := aliveFn()
+	alive, answers, err := aliveFn()
 	if err != nil {
 		logf("hold: counting survivors: %v", err)
 	}
-	res.AliveAtEnd = alive
+	res.AliveAtEnd, res.PollAnswers = alive, answers
 	finishFn()
-	logf("hold: %d alive at the end", alive)
+	logf("hold: %d alive at the end, %d poll answers", alive, answers)
 	return benchkit.PrintResult(os.Stdout, res)
 }
 
@@ -222,7 +226,7 @@ func holdChild(ctx context.Context, c *common, h *holder, n, offset, conc int) e
 	case <-done:
 	case <-ctx.Done():
 	}
-	fmt.Printf("ALIVE %d\n", h.alive.Load())
+	fmt.Printf("ALIVE %d %d\n", h.alive.Load(), h.answers.Load())
 	return nil
 }
 
@@ -307,11 +311,11 @@ func (k *children) waitEstablished() (int, string) {
 	return total, first
 }
 
-func (k *children) alive() (int, error) {
+func (k *children) alive() (int, int64, error) {
 	for _, in := range k.stdins {
 		_ = in.Close()
 	}
-	total := 0
+	total, answers := 0, int64(0)
 	var firstErr error
 	for i := range k.cmds {
 		line, err := k.readLine(i, "ALIVE")
@@ -321,10 +325,13 @@ func (k *children) alive() (int, error) {
 			}
 			continue
 		}
-		v, _ := strconv.Atoi(line)
+		alive, ans, _ := strings.Cut(line, " ")
+		v, _ := strconv.Atoi(alive)
+		a, _ := strconv.ParseInt(ans, 10, 64)
 		total += v
+		answers += a
 	}
-	return total, firstErr
+	return total, answers, firstErr
 }
 
 func (k *children) kill() {

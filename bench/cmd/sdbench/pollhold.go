@@ -54,6 +54,7 @@ func (h *holder) connectPoll(ctx context.Context, c *common, n, offset, conc int
 					if err != nil || st != 200 {
 						return
 					}
+					h.answers.Add(1)
 					if conn.WritePoll(id, h.pollTTL) != nil {
 						return
 					}

@@ -15,11 +15,11 @@ import (
 // fakeRelay is the §8 subset the clients use, on net/http: one session, sends echoed into
 // the poll queue with seq, ack drops what it confirms.
 type fakeRelay struct {
-	mu     sync.Mutex
-	seq    int64
-	queue  []Message
-	ttls   []string
-	conns  map[string]bool
+	mu    sync.Mutex
+	seq   int64
+	queue []Message
+	ttls  []string
+	conns map[string]bool
 }
 
 const fakeSession = "0123456789abcdef0123456789abcdef"
