@@ -162,7 +162,7 @@ func main() {
 		}
 		var charts = map[string]string{}
 		switch {
-		case strings.HasPrefix(sc.ID, "http-"), sc.ID == "loopback-echo":
+		case strings.HasPrefix(sc.ID, "http-"), sc.ID == "loopback-echo", sc.ID == "poll-echo":
 			charts["latency-"+sc.ID] = bars(sc.Title+": round-trip latency", "milliseconds", subs, lat)
 			charts["throughput-"+sc.ID] = bars(sc.Title+": throughput", sc.Unit, subs, thr)
 		default:

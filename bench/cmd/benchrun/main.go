@@ -65,7 +65,7 @@ func main() {
 	flag.StringVar(&cfg.relay, "relay", "bin/socketdock", "SocketDock binary")
 	flag.StringVar(&cfg.tools, "tools", "bin/bench", "directory holding sdbench, refecho and refbackend")
 	flag.StringVar(&cfg.out, "out", "bench/out", "directory for results (JSON, Markdown) and server logs")
-	flag.StringVar(&only, "only", "", "comma-separated scenarios to run: loopback,http,idle,rate,scale (default: all of the profile)")
+	flag.StringVar(&only, "only", "", "comma-separated scenarios to run: loopback,http,idle,rate,scale,poll (default: all of the profile)")
 	flag.BoolVar(&noPP, "no-pushpin", false, "skip Pushpin even when installed")
 	flag.IntVar(&runs, "runs", 0, "runs per measurement (default 1 short, 3 full)")
 	flag.DurationVar(&dur, "duration", 0, "measured duration per echo/rate run (default 8s short, 20s full)")
@@ -90,7 +90,7 @@ func main() {
 	}
 	cfg.only = map[string]bool{}
 	if only == "" {
-		only = "loopback,http,idle,rate"
+		only = "loopback,http,idle,rate,poll"
 		if cfg.profile == "full" {
 			only += ",scale"
 		}
@@ -135,6 +135,8 @@ func main() {
 		{"idle", b.scenarioIdle},
 		{"rate", b.scenarioRate},
 		{"scale", b.scenarioScale},
+		{"poll", b.scenarioPollEcho},
+		{"poll", b.scenarioPollIdle},
 	}
 	for _, st := range steps {
 		if !cfg.only[st.key] || ctx.Err() != nil {
@@ -262,13 +264,16 @@ func brief(sc *Scenario, r map[string]any) string {
 	if lat, ok := r["latency"].(map[string]any); ok {
 		s += fmt.Sprintf(" p50=%.0fµs p99=%.0fµs max=%.0fµs", num(lat["p50_us"]), num(lat["p99_us"]), num(lat["max_us"]))
 	}
-	for _, k := range []string{"errors", "connect_errors", "mismatches", "failed"} {
+	for _, k := range []string{"errors", "connect_errors", "mismatches", "failed", "poll_answers", "empty_polls"} {
 		if v := num(r[k]); v > 0 {
 			s += fmt.Sprintf(" %s=%.0f", k, v)
 		}
 	}
 	if v, ok := r["established"]; ok && sc.Metric != "established" {
 		s += fmt.Sprintf(" established=%.0f alive=%.0f", num(v), num(r["alive_at_end"]))
+	}
+	if v := num(r["client_cpu_us_per_msg"]); v > 0 {
+		s += fmt.Sprintf(" client_cpu=%.1fµs/msg target_cpu=%.1fµs/msg", v, num(r["target_cpu_us_per_msg"]))
 	}
 	if f, ok := r["first_error"].(string); ok && f != "" {
 		if len(f) > 120 {

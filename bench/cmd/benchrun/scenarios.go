@@ -436,6 +436,13 @@ func (b *bench) scenarioScale() error {
 // system zurl otherwise; log level 1) routing everything to the reference
 // backend over WebSocket-over-HTTP, and starts it.
 func (b *bench) startPushpin(backendPort int) (*proc, int, error) {
+	return b.startPushpinRoute(backendPort, ",over_http")
+}
+
+// startPushpinRoute is startPushpin with the route's options (",over_http" for
+// WebSocket-over-HTTP; "" proxies plain HTTP, as GRIP long-polling wants). Pushpin's
+// HTTP publish endpoint listens on the returned port + 3.
+func (b *bench) startPushpinRoute(backendPort int, routeOpts string) (*proc, int, error) {
 	port := b.nextPort(8)
 	dir, err := filepath.Abs(filepath.Join(b.sup.logDir, fmt.Sprintf("pushpin-%d", port)))
 	if err != nil {
@@ -514,7 +521,7 @@ stats_format=tnetstring
 	if err := os.WriteFile(filepath.Join(dir, "pushpin.conf"), []byte(conf), 0o644); err != nil {
 		return nil, 0, err
 	}
-	route := fmt.Sprintf("* 127.0.0.1:%d,over_http\n", backendPort)
+	route := fmt.Sprintf("* 127.0.0.1:%d%s\n", backendPort, routeOpts)
 	if err := os.WriteFile(filepath.Join(dir, "routes"), []byte(route), 0o644); err != nil {
 		return nil, 0, err
 	}

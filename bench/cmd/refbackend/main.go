@@ -16,6 +16,8 @@
 // payload, CLOSE → CLOSE with the same code, DISCONNECT → nothing.
 //
 // POST /connect and /disconnect answer 204 (for --connect-uri / --disconnect-uri).
+//
+// -mode grip serves a long-poll echo behind Pushpin with GRIP instead (grip.go).
 package main
 
 import (
@@ -220,19 +222,24 @@ func main() {
 	mode := flag.String("mode", "callback", "callback: POST each message back to meta.send; response: return it in the HTTP response")
 	timeout := flag.Duration("timeout", 10*time.Second, "callback POST timeout")
 	maxConns := flag.Int("max-conns", 4096, "callback connections per relay host")
+	publish := flag.String("publish-uri", "", "grip mode: Pushpin's publish URL (http://127.0.0.1:<push_in_http_port>/publish/)")
 	flag.Parse()
-	if *mode != "callback" && *mode != "response" {
-		fmt.Fprintln(os.Stderr, "refbackend: -mode must be callback or response")
+	if *mode != "callback" && *mode != "response" && *mode != "grip" {
+		fmt.Fprintln(os.Stderr, "refbackend: -mode must be callback, response or grip")
 		os.Exit(2)
 	}
 	s := &server{mode: *mode, timeout: *timeout, clients: map[string]*fasthttp.HostClient{}, maxConn: *maxConns}
+	handler := s.handle
+	if *mode == "grip" {
+		handler = newGripServer(*publish, *timeout).handle
+	}
 	ln, err := net.Listen("tcp4", *addr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "refbackend:", err)
 		os.Exit(1)
 	}
 	srv := &fasthttp.Server{
-		Handler:                       s.handle,
+		Handler:                       handler,
 		Name:                          "refbackend",
 		Concurrency:                   64 * 1024,
 		ReadTimeout:                   60 * time.Second,

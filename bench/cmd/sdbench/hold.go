@@ -21,6 +21,7 @@ import (
 // HoldResult is the RESULT line of "sdbench hold".
 type HoldResult struct {
 	Mode        string  `json:"mode"`
+	Transport   string  `json:"transport"`
 	Target      string  `json:"target"`
 	Conns       int     `json:"conns"`
 	Procs       int     `json:"procs"`
@@ -32,7 +33,10 @@ type HoldResult struct {
 	RSSBefore   int64   `json:"rss_before_bytes,omitempty"`
 	RSSAfter    int64   `json:"rss_after_bytes,omitempty"`
 	RSSPerConn  float64 `json:"rss_per_conn_bytes,omitempty"`
-	FirstError  string  `json:"first_error,omitempty"`
+	// PollAnswers counts the poll answers received from connect to the end (-transport
+	// poll): about Conns × held time / ttl when the polls are really held.
+	PollAnswers int64  `json:"poll_answers"`
+	FirstError  string `json:"first_error,omitempty"`
 }
 
 // holder keeps connections open; a reader goroutine per connection answers
@@ -40,12 +44,20 @@ type HoldResult struct {
 type holder struct {
 	established atomic.Int64
 	alive       atomic.Int64
+	answers     atomic.Int64 // poll answers received (-transport poll)
 	errs        errTally
 	mu          sync.Mutex
-	conns       []*wsclient.Conn
+	conns       []interface{ Abort() error }
+	poll        bool          // long-poll sessions (one held poll each) instead of WebSockets
+	pollTTL     time.Duration // ttl of each held poll
+	pollPrefix  string
 }
 
 func (h *holder) connect(ctx context.Context, c *common, n, offset, conc int) {
+	if h.poll {
+		h.connectPoll(ctx, c, n, offset, conc)
+		return
+	}
 	sem := make(chan struct{}, conc)
 	var wg sync.WaitGroup
 	for i := 0; i < n && ctx.Err() == nil; i++ {
@@ -106,6 +118,9 @@ func runHold(ctx context.Context, args []string) error {
 	conc := fs.Int("connect-concurrency", 256, "parallel dials per process")
 	offset := fs.Int("index-offset", 0, "first connection index (chooses source addresses; set by the parent for children)")
 	child := fs.Bool("child", false, "internal: run as a child of a multi-process hold")
+	transport := fs.String("transport", "ws", "ws (WebSocket upgrades at -path) or poll (long-poll sessions at -poll-prefix, one held poll on its own keep-alive connection each)")
+	pollTTL := fs.Duration("poll-ttl", 25*time.Second, "poll transport: ttl of each held poll (re-polled when it ends)")
+	pollPrefix := fs.String("poll-prefix", "/poll", "poll transport: path prefix")
 	maxTime := fs.Duration("max-time", 10*time.Minute, "hard bound on the whole run")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -115,8 +130,14 @@ func runHold(ctx context.Context, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, *maxTime)
 	defer cancel()
+	if *transport != "ws" && *transport != "poll" {
+		return fmt.Errorf("unknown -transport %q", *transport)
+	}
+	newHolder := func() *holder {
+		return &holder{poll: *transport == "poll", pollTTL: *pollTTL, pollPrefix: *pollPrefix}
+	}
 	if *child {
-		return holdChild(ctx, &c, *n, *offset, *conc)
+		return holdChild(ctx, &c, newHolder(), *n, *offset, *conc)
 	}
 	pids, err := benchkit.ParsePIDs(*pidList)
 	if err != nil {
@@ -125,7 +146,7 @@ func runHold(ctx context.Context, args []string) error {
 	if *procs <= 0 {
 		*procs = (*n + *perProc - 1) / *perProc
 	}
-	res := HoldResult{Mode: "hold", Target: c.addr, Conns: *n, Procs: *procs}
+	res := HoldResult{Mode: "hold", Transport: *transport, Target: c.addr, Conns: *n, Procs: *procs}
 	if len(pids) > 0 {
 		if res.RSSBefore, err = benchkit.SumRSS(pids); err != nil {
 			return err
@@ -133,18 +154,19 @@ func runHold(ctx context.Context, args []string) error {
 	}
 	t0 := time.Now()
 	var (
-		aliveFn  func() (int, error)
+		aliveFn  func() (int, int64, error)
 		finishFn func()
 	)
 	if *procs == 1 {
-		h := &holder{}
+		h := newHolder()
 		h.connect(ctx, &c, *n, *offset, *conc)
 		res.Established = int(h.established.Load())
 		res.FirstError = h.errs.first
-		aliveFn = func() (int, error) { return int(h.alive.Load()), nil }
+		aliveFn = func() (int, int64, error) { return int(h.alive.Load()), h.answers.Load(), nil }
 		finishFn = h.abortAll
 	} else {
-		kids, err := startChildren(ctx, &c, *n, *procs, *offset, *conc, *maxTime)
+		extra := []string{"-transport", *transport, "-poll-ttl", pollTTL.String(), "-poll-prefix", *pollPrefix}
+		kids, err := startChildren(ctx, &c, *n, *procs, *offset, *conc, *maxTime, extra)
 		if err != nil {
 			return err
 		}
@@ -180,20 +202,19 @@ func runHold(ctx context.Context, args []string) error {
 		}
 	}
 	res.HeldS = time.Since(th).Seconds()
-	alive, err := aliveFn()
+	alive, answers, err := aliveFn()
 	if err != nil {
 		logf("hold: counting survivors: %v", err)
 	}
-	res.AliveAtEnd = alive
+	res.AliveAtEnd, res.PollAnswers = alive, answers
 	finishFn()
-	logf("hold: %d alive at the end", alive)
+	logf("hold: %d alive at the end, %d poll answers", alive, answers)
 	return benchkit.PrintResult(os.Stdout, res)
 }
 
 // holdChild connects, reports "ESTABLISHED n", waits for stdin to close,
 // reports "ALIVE n" and exits (the kernel closes the sockets).
-func holdChild(ctx context.Context, c *common, n, offset, conc int) error {
-	h := &holder{}
+func holdChild(ctx context.Context, c *common, h *holder, n, offset, conc int) error {
 	h.connect(ctx, c, n, offset, conc)
 	fmt.Printf("ESTABLISHED %d %s\n", h.established.Load(), strings.ReplaceAll(h.errs.first, "\n", " "))
 	done := make(chan struct{})
@@ -205,7 +226,7 @@ func holdChild(ctx context.Context, c *common, n, offset, conc int) error {
 	case <-done:
 	case <-ctx.Done():
 	}
-	fmt.Printf("ALIVE %d\n", h.alive.Load())
+	fmt.Printf("ALIVE %d %d\n", h.alive.Load(), h.answers.Load())
 	return nil
 }
 
@@ -216,7 +237,7 @@ type children struct {
 	killed bool
 }
 
-func startChildren(ctx context.Context, c *common, n, procs, offset, conc int, maxTime time.Duration) (*children, error) {
+func startChildren(ctx context.Context, c *common, n, procs, offset, conc int, maxTime time.Duration, extra []string) (*children, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -234,6 +255,7 @@ func startChildren(ctx context.Context, c *common, n, procs, offset, conc int, m
 			"-timeout", c.timeout.String(),
 			"-conns", strconv.Itoa(cnt), "-index-offset", strconv.Itoa(offset+p*per),
 			"-connect-concurrency", strconv.Itoa(conc), "-max-time", maxTime.String())
+		cmd.Args = append(cmd.Args, extra...)
 		cmd.Stderr = os.Stderr
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		in, err := cmd.StdinPipe()
@@ -289,11 +311,11 @@ func (k *children) waitEstablished() (int, string) {
 	return total, first
 }
 
-func (k *children) alive() (int, error) {
+func (k *children) alive() (int, int64, error) {
 	for _, in := range k.stdins {
 		_ = in.Close()
 	}
-	total := 0
+	total, answers := 0, int64(0)
 	var firstErr error
 	for i := range k.cmds {
 		line, err := k.readLine(i, "ALIVE")
@@ -303,10 +325,13 @@ func (k *children) alive() (int, error) {
 			}
 			continue
 		}
-		v, _ := strconv.Atoi(line)
+		alive, ans, _ := strings.Cut(line, " ")
+		v, _ := strconv.Atoi(alive)
+		a, _ := strconv.ParseInt(ans, 10, 64)
 		total += v
+		answers += a
 	}
-	return total, firstErr
+	return total, answers, firstErr
 }
 
 func (k *children) kill() {

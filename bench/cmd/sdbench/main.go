@@ -1,8 +1,9 @@
 // Command sdbench is SocketDock's load generator.
 //
-//	sdbench hold    -conns N [-procs P] [-pid PID,...]   hold N idle connections, report RSS per connection
+//	sdbench hold    -conns N [-procs P] [-pid PID,...]   hold N idle connections (-transport poll: held polls), RSS per connection
 //	sdbench echo    -conns C -size S -duration D          closed-loop echo, msgs/s and latency percentiles
 //	sdbench rate    -duration D -workers W                connect + upgrade + close, upgrades/s
+//	sdbench pollecho -conns C -size S -duration D          long-poll sessions: send, poll until the echo, msgs/s
 //	sdbench rawpath -message-uri URL -conns C -size S     the HTTP path with no WebSocket (yardstick)
 //
 // Human-readable progress goes to stderr; every run ends with exactly one
@@ -22,7 +23,7 @@ import (
 )
 
 func usage() {
-	fmt.Fprintf(os.Stderr, `usage: sdbench <hold|echo|rate|rawpath> [flags]
+	fmt.Fprintf(os.Stderr, `usage: sdbench <hold|echo|pollecho|rate|rawpath> [flags]
 run "sdbench <subcommand> -h" for the flags of one subcommand
 `)
 }
@@ -42,6 +43,8 @@ func main() {
 		err = runEcho(ctx, os.Args[2:])
 	case "rate":
 		err = runRate(ctx, os.Args[2:])
+	case "pollecho":
+		err = runPollEcho(ctx, os.Args[2:])
 	case "rawpath":
 		err = runRawPath(ctx, os.Args[2:])
 	case "-h", "--help", "help":
