@@ -74,7 +74,7 @@ func run(opts config.Options, log zerolog.Logger) error {
 		return err
 	}
 	log.Info().Str("version", version).Str("public", "ws://"+r.PublicAddr()+"/ws").Str("control", r.ControlAddr()).
-		Str("endpoint", redact.URI(opts.Endpoint)).Str("backend", opts.Backend).
+		Str("endpoint", redact.URI(opts.Endpoint)).Str("backend", string(opts.Backend)).
 		Uint64("fd_limit", fdLimit).Int64("connection_ceiling", r.ConnectionCeiling()).Msg("socketdock listening")
 
 	signals := make(chan os.Signal, 2)

@@ -29,7 +29,7 @@ type Options struct {
 	ControlBindPort int
 	Endpoint        string
 
-	Backend         string
+	Backend         BackendKind
 	MessageURI      string
 	ConnectURI      string
 	DisconnectURI   string
@@ -63,10 +63,10 @@ type Options struct {
 	// Security (docs/SECURITY.md). Lists are comma-separated; see SplitList.
 	BackendSecret     string // HMAC-SHA256 key signing every backend POST
 	BackendSecretFile string
-	ConnectMode       string // notify (compat) or authorize
-	AllowedOrigins    string // upgrade Origin allow-list; empty: any
-	ForwardHeaders    string // upgrade headers copied into the connect POST; empty: all (compat)
-	Subprotocols      string // Sec-WebSocket-Protocol values, in the server's order of preference
+	ConnectMode       ConnectMode // notify (compat) or authorize
+	AllowedOrigins    string      // upgrade Origin allow-list; empty: any
+	ForwardHeaders    string      // upgrade headers copied into the connect POST; empty: all (compat)
+	Subprotocols      string      // Sec-WebSocket-Protocol values, in the server's order of preference
 
 	PollOptions
 	ClusterOptions
@@ -91,7 +91,7 @@ func Defaults() Options {
 	return Options{
 		BindIP:           "127.0.0.1",
 		BindPort:         8765,
-		Backend:          "loopback",
+		Backend:          BackendLoopback,
 		BackendTimeout:   30 * time.Second,
 		BackendRetries:   3,
 		BackendMaxConns:  512,
@@ -104,7 +104,7 @@ func Defaults() Options {
 		PingInterval:     20 * time.Second,
 		PingTimeout:      20 * time.Second,
 		HandshakeTimeout: 10 * time.Second,
-		ConnectMode:      "notify",
+		ConnectMode:      ConnectNotify,
 		WriteTimeout:     30 * time.Second,
 		DrainTimeout:     10 * time.Second,
 		LogLevel:         "INFO",
@@ -123,7 +123,7 @@ func (o *Options) flagSet() *flag.FlagSet {
 	fs.StringVar(&o.ControlBindIP, "control-bindip", o.ControlBindIP, "address of the control listener (default: bindip)")
 	fs.IntVar(&o.ControlBindPort, "control-bindport", o.ControlBindPort, "port of the control listener (default: bindport+1)")
 	fs.StringVar(&o.Endpoint, "endpoint", o.Endpoint, "base URL backends use to reach the control listener (default: http://<control address>)")
-	fs.StringVar(&o.Backend, "backend", o.Backend, "loopback (echo), http, or ws (each client linked to a WebSocket upstream, --upstream-url)")
+	fs.StringVar((*string)(&o.Backend), "backend", string(o.Backend), "loopback (echo), http, or ws (each client linked to a WebSocket upstream, --upstream-url)")
 	fs.StringVar(&o.MessageURI, "message-uri", o.MessageURI, "URL each client message is POSTed to (required with --backend http)")
 	fs.StringVar(&o.ConnectURI, "connect-uri", o.ConnectURI, "URL told of each new connection (optional)")
 	fs.StringVar(&o.DisconnectURI, "disconnect-uri", o.DisconnectURI, "URL told of each closed connection (optional)")
@@ -152,7 +152,7 @@ func (o *Options) flagSet() *flag.FlagSet {
 	fs.IntVar(&o.ControlMaxConns, "control-max-conns", o.ControlMaxConns, "control connections served at once; more get 503")
 	fs.StringVar(&o.BackendSecret, "backend-secret", o.BackendSecret, "key that signs every backend POST (X-SocketDock-Signature: sha256=HMAC of timestamp.event.event_id.body)")
 	fs.StringVar(&o.BackendSecretFile, "backend-secret-file", o.BackendSecretFile, "file holding the backend secret")
-	fs.StringVar(&o.ConnectMode, "connect-mode", o.ConnectMode, "notify: connect POST after the upgrade; authorize: before the 101, a non-2xx answer refuses the upgrade")
+	fs.StringVar((*string)(&o.ConnectMode), "connect-mode", string(o.ConnectMode), "notify: connect POST after the upgrade; authorize: before the 101, a non-2xx answer refuses the upgrade")
 	fs.StringVar(&o.AllowedOrigins, "allowed-origins", o.AllowedOrigins, "comma-separated Origin values allowed to upgrade, or * (default: any); others get 403")
 	fs.StringVar(&o.ForwardHeaders, "forward-headers", o.ForwardHeaders, "comma-separated upgrade headers copied into the connect POST (default: all)")
 	fs.StringVar(&o.Subprotocols, "subprotocols", o.Subprotocols, "comma-separated WebSocket subprotocols, most preferred first")
@@ -303,8 +303,8 @@ func (o *Options) finish() error {
 		{o.BindPort < 1 || o.BindPort > 65535, fmt.Sprintf("--bindport %d is not a port (1-65535)", o.BindPort)},
 		{o.ControlBindPort < 1 || o.ControlBindPort > 65535, fmt.Sprintf("--control-bindport %d is not a port (1-65535)", o.ControlBindPort)},
 		{o.ControlBindPort == o.BindPort && sameHost(o.ControlBindIP, o.BindIP), fmt.Sprintf("--control-bindport %d is the public port; pick another", o.ControlBindPort)},
-		{o.Backend != "loopback" && o.Backend != "http" && o.Backend != "ws", fmt.Sprintf("--backend %q is not loopback, http or ws", o.Backend)},
-		{o.Backend == "http" && o.MessageURI == "", "--backend http needs --message-uri"},
+		{!o.Backend.valid(), fmt.Sprintf("--backend %q is not loopback, http or ws", o.Backend)},
+		{o.Backend == BackendHTTP && o.MessageURI == "", "--backend http needs --message-uri"},
 		{o.BackendTimeout <= 0, "--backend-timeout must be positive"},
 		{o.BackendRetries < 0 || o.BackendRetries > 100, "--backend-retries must be 0-100"},
 		{o.BackendMaxConns < 1, "--backend-max-conns must be at least 1"},

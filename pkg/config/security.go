@@ -28,9 +28,9 @@ func (o *Options) checkSecurity() error {
 			net.JoinHostPort(o.ControlBindIP, strconv.Itoa(o.ControlBindPort)))
 	}
 	switch o.ConnectMode {
-	case "notify":
-	case "authorize":
-		if o.Backend != "http" || o.ConnectURI == "" {
+	case ConnectNotify:
+	case ConnectAuthorize:
+		if o.Backend != BackendHTTP || o.ConnectURI == "" {
 			return fmt.Errorf("--connect-mode authorize needs --backend http and --connect-uri")
 		}
 	default:

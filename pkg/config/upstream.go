@@ -38,7 +38,7 @@ func (o *UpstreamOptions) addFlags(fs *flag.FlagSet) {
 
 // checkUpstream validates the upstream options and what --backend ws rules out.
 func (o *Options) checkUpstream() error {
-	if o.Backend != "ws" {
+	if o.Backend != BackendWS {
 		return nil
 	}
 	switch {

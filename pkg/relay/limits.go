@@ -3,6 +3,8 @@ package relay
 import (
 	"syscall"
 
+	"github.com/socketdock/socketdock/pkg/config"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -36,7 +38,7 @@ func (r *Relay) ConnectionCeiling() int64 {
 		return 0
 	}
 	reserve := uint64(fileLimitReserve + r.opts.ControlMaxConns)
-	if r.opts.Backend != "loopback" {
+	if r.opts.Backend != config.BackendLoopback {
 		reserve += uint64(r.opts.BackendMaxConns)
 	}
 	if l.Cur <= reserve {

@@ -5,6 +5,7 @@ package relay
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strconv"
 	"time"
@@ -39,44 +40,17 @@ func New(opts config.Options, log zerolog.Logger) (*Relay, error) {
 	r := &Relay{opts: opts, log: log, Table: conntable.New()}
 	r.Metrics = metrics.New(func() float64 { return float64(r.Table.Active()) }, func() float64 { return float64(r.Table.Lifetime()) })
 	r.registerLimits()
-	r.backend = backend.Loopback{}
-	var authz backend.Authorizer // nil: --connect-mode notify
-	if opts.Backend == "http" {
-		h, err := backend.NewHTTP(backend.HTTPOptions{
-			MessageURI:      opts.MessageURI,
-			ConnectURI:      opts.ConnectURI,
-			DisconnectURI:   opts.DisconnectURI,
-			Endpoint:        opts.Endpoint,
-			Timeout:         opts.BackendTimeout,
-			Retries:         opts.BackendRetries,
-			MaxConns:        opts.BackendMaxConns,
-			MaxQueue:        opts.MaxInboundQueue,
-			MaxQueueBytes:   opts.MaxInboundBytes,
-			MaxResponseBody: opts.MaxMessageSize,
-			ReplyInResponse: opts.ReplyInResponse,
-			Secret:          secretBytes(opts.BackendSecret),
-			ForwardHeaders:  lowerList(opts.ForwardHeaders),
-			Authorize:       opts.ConnectMode == "authorize",
-			Logger:          log,
-			Metrics:         r.Metrics,
-		})
-		if err != nil {
-			return nil, err
-		}
-		r.backend = h
-		if opts.ConnectMode == "authorize" {
-			authz = h
-		}
+	build, ok := backendFactories[opts.Backend]
+	if !ok {
+		return nil, fmt.Errorf("--backend %q: no such backend", opts.Backend)
 	}
+	b, err := build(opts, log, r.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	r.backend = b.backend
+	authz, linker := b.authorizer, b.linker
 	r.newCluster()
-	var linker backend.Linker // nil: no per-connection upstream
-	if opts.Backend == "ws" {
-		up, err := newUpstream(opts, log, r.Metrics)
-		if err != nil {
-			return nil, err
-		}
-		r.backend, linker = up, up
-	}
 	r.hub = hub.New(hub.Options{
 		NewID:               r.clusterIDs(),
 		MaxConnections:      opts.MaxConnections,
@@ -113,7 +87,7 @@ func New(opts config.Options, log zerolog.Logger) (*Relay, error) {
 		Subprotocols:       config.SplitList(opts.Subprotocols),
 		Authorizer:         authz,
 		Linker:             linker,
-		KeepRequest:        (opts.Backend == "http" && opts.ConnectURI != "") || opts.Backend == "ws", // the connect POST and the upstream handshake read them
+		KeepRequest:        b.keepRequest,
 		Poll:               opts.Poll,
 		PollMaxTTL:         opts.PollMaxTTL,
 		PollSessionTimeout: opts.PollSessionTimeout,
