@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -63,9 +62,7 @@ type HTTP struct {
 	log     zerolog.Logger
 	m       *metrics.Metrics
 
-	busy    atomic.Int64 // connections with queued or in-flight events
-	drained chan struct{}
-	mu      sync.Mutex // guards drained
+	busy Pending // connections with queued or in-flight events
 }
 
 // eventKind is what a queued event tells the backend.
@@ -283,7 +280,7 @@ func (b *HTTP) enqueue(c *conntable.Conn, q *connQueue, ev event) bool {
 	q.running = true
 	q.mu.Unlock()
 	if start {
-		b.busy.Add(1)
+		b.busy.Add()
 		go b.serve(c, q)
 	}
 	return true
@@ -356,39 +353,17 @@ func (b *HTTP) fail(c *conntable.Conn, q *connQueue, err error) {
 	c.Transport.Close(de.Code, de.Reason)
 }
 
-func (b *HTTP) idle() {
-	if b.busy.Add(-1) == 0 {
-		b.mu.Lock()
-		if b.drained != nil {
-			close(b.drained)
-			b.drained = nil
-		}
-		b.mu.Unlock()
-	}
-}
+func (b *HTTP) idle() { b.busy.Done() }
 
 // Drain waits until no connection has queued or in-flight events.
 func (b *HTTP) Drain(ctx context.Context) error {
-	for {
-		b.mu.Lock()
-		if b.busy.Load() == 0 {
-			b.mu.Unlock()
-			for _, hc := range b.clients { // nothing left to send: let the backend's sockets go
-				hc.CloseIdleConnections()
-			}
-			return nil
-		}
-		if b.drained == nil {
-			b.drained = make(chan struct{})
-		}
-		ch := b.drained
-		b.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return fmt.Errorf("backend drain: %d connections still have events queued: %w", b.busy.Load(), ctx.Err())
-		}
+	if err := b.busy.Wait(ctx); err != nil {
+		return fmt.Errorf("backend drain: %d connections still have events queued: %w", b.busy.Count(), err)
 	}
+	for _, hc := range b.clients { // nothing left to send: let the backend's sockets go
+		hc.CloseIdleConnections()
+	}
+	return nil
 }
 
 // DeliveryError is a POST that failed for good, with the close code the client gets.

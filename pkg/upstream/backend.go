@@ -22,8 +22,6 @@ import (
 	"crypto/x509"
 	"fmt"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
@@ -98,9 +96,7 @@ type Backend struct {
 	cli    *gnet.Client
 	events *clientEvents
 
-	links   atomic.Int64 // upstream sockets not yet closed
-	mu      sync.Mutex   // guards drained
-	drained chan struct{}
+	links backend.Pending // upstream sockets not yet closed
 }
 
 // New validates the URL and prepares the gnet client; Start starts its loops.
@@ -172,7 +168,7 @@ func (b *Backend) Link(c *conntable.Conn, req backend.LinkRequest) backend.LinkR
 		ev.Str("connection_id", c.ID).Str("upstream", t.display).Int("status", res.Status).Err(err).Msg("upstream dial failed")
 		return res
 	}
-	b.links.Add(1)
+	b.links.Add()
 	b.m.links.Inc()
 	c.BackendState = newPair(b, c, t, d)
 	return res
@@ -223,14 +219,7 @@ func (b *Backend) Closed(c *conntable.Conn, code int, reason string) {
 // unlinked records that a pair's upstream socket is closed.
 func (b *Backend) unlinked() {
 	b.m.links.Dec()
-	if b.links.Add(-1) == 0 {
-		b.mu.Lock()
-		if b.drained != nil {
-			close(b.drained)
-			b.drained = nil
-		}
-		b.mu.Unlock()
-	}
+	b.links.Done()
 }
 
 // Drain waits until every upstream connection has closed (the hub's drain closed their
@@ -250,21 +239,8 @@ func (b *Backend) Drain(ctx context.Context) error {
 }
 
 func (b *Backend) waitUnlinked(ctx context.Context) error {
-	for {
-		b.mu.Lock()
-		if b.links.Load() == 0 {
-			b.mu.Unlock()
-			return nil
-		}
-		if b.drained == nil {
-			b.drained = make(chan struct{})
-		}
-		ch := b.drained
-		b.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return fmt.Errorf("upstream drain: %d upstream connections still open: %w", b.links.Load(), ctx.Err())
-		}
+	if err := b.links.Wait(ctx); err != nil {
+		return fmt.Errorf("upstream drain: %d upstream connections still open: %w", b.links.Count(), err)
 	}
+	return nil
 }
