@@ -323,6 +323,8 @@ func (a *attachment) timer() {
 	if p.state.Load() == upDone {
 		return
 	}
+	p.onLoop = p.loop != nil && a.gc.EventLoop() == p.loop // a timeout's error message goes out directly
+	defer func() { p.onLoop = false }()
 	if a.deadline != 0 && now >= a.deadline { // no echo, or our close never left
 		a.shut()
 		return
