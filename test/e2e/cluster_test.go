@@ -406,24 +406,6 @@ func TestClusterNATSOutage(t *testing.T) {
 	})
 }
 
-// doHeader is do that also returns the answer's headers.
-func doHeader(t testing.TB, method, url, contentType string, body []byte) (int, string, http.Header) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(string(body)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), resp.Header
-}
 
 // Churn: clients come and go on every instance, the backend sends through random instances
 // and clients poll through random instances. Every message answered 200 (201) arrives once,

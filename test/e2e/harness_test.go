@@ -151,6 +151,13 @@ func post(t testing.TB, url, contentType string, body []byte) (int, string) {
 
 func do(t testing.TB, method, url, contentType string, body []byte) (int, string) {
 	t.Helper()
+	status, b, _ := doHeader(t, method, url, contentType, body)
+	return status, b
+}
+
+// doHeader is do that also returns the answer's headers.
+func doHeader(t testing.TB, method, url, contentType string, body []byte) (int, string, http.Header) {
+	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(string(body)))
 	if err != nil {
 		t.Fatal(err)
@@ -164,7 +171,7 @@ func do(t testing.TB, method, url, contentType string, body []byte) (int, string
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return resp.StatusCode, string(b), resp.Header
 }
 
 // eventually polls cond until it holds or the time runs out.
