@@ -406,7 +406,6 @@ func TestClusterNATSOutage(t *testing.T) {
 	})
 }
 
-
 // Churn: clients come and go on every instance, the backend sends through random instances
 // and clients poll through random instances. Every message answered 200 (201) arrives once,
 // in order; nothing else arrives.
