@@ -146,8 +146,9 @@ await test('http backend: connect, message, callback and disconnect', async () =
   assert.match(id, /^[0-9a-f]{32}$/);
   assert.equal(posts[1].json.meta.connection_id, id);
   assert.equal(posts[1].json.message, 'one');
+  assert.equal(posts[1].json.meta.transport, 'ws');
   assert.equal(posts[2].json.meta.type, 'binary');
-  assert.deepEqual(posts[3].json, { connection_id: id, code: 1000, reason: '' });
+  assert.deepEqual(posts[3].json, { connection_id: id, transport: 'ws', code: 1000, reason: '' });
 });
 
 assert.equal(await stop(relay), 0, 'relay exits 0 on SIGTERM');
