@@ -78,14 +78,18 @@ type backend struct {
 }
 
 type backendConn struct {
-	id       string
-	sendURL  string
-	discURL  string
-	inflight sync.WaitGroup // /send callbacks under way
-	leaving  bool
-	connects int
-	discs    int
-	code     int
+	id        string
+	key       string // the client's session key
+	transport string // meta.transport of the connect POST: "ws" or "poll"
+	sendURL   string
+	discURL   string
+	inflight  sync.WaitGroup // /send callbacks under way
+	leaving   bool
+	connects  int
+	discs     int
+	code      int
+	reason    string
+	mismatch  []string // a message or disconnect that named another transport
 }
 
 func (b *backend) start() {
@@ -124,10 +128,13 @@ func (b *backend) stop() {
 
 type body struct {
 	ConnectionID string `json:"connection_id"`
+	Transport    string `json:"transport"` // disconnect
 	Code         int    `json:"code"`
+	Reason       string `json:"reason"`
 	Message      string `json:"message"`
 	Meta         struct {
 		ConnectionID string            `json:"connection_id"`
+		Transport    string            `json:"transport"`
 		Send         string            `json:"send"`
 		Disconnect   string            `json:"disconnect"`
 		Headers      map[string]string `json:"headers"`
@@ -148,14 +155,18 @@ func (b *backend) serve(w http.ResponseWriter, r *http.Request) {
 		c := b.conn(m.Meta.ConnectionID)
 		c.connects++
 		c.sendURL, c.discURL = m.Meta.Send, m.Meta.Disconnect
-		b.session[c.id] = m.Meta.Headers["x-soak-session"]
+		c.key, c.transport = m.Meta.Headers["x-soak-session"], m.Meta.Transport
+		b.session[c.id] = c.key
 		b.connects++
 		b.mu.Unlock()
 	case "/disconnect":
 		b.mu.Lock()
 		c := b.conn(m.ConnectionID)
 		c.discs++
-		c.code = m.Code
+		c.code, c.reason = m.Code, m.Reason
+		if m.Transport != c.transport {
+			c.mismatch = append(c.mismatch, "disconnect says "+strconv.Quote(m.Transport))
+		}
 		b.disconnects++
 		b.mu.Unlock()
 	case "/message":
@@ -183,6 +194,9 @@ func (b *backend) message(m body) {
 	c := b.conn(m.Meta.ConnectionID)
 	sess := b.session[c.id]
 	b.received[m.Message]++
+	if m.Meta.Transport != c.transport && len(c.mismatch) < 3 {
+		c.mismatch = append(c.mismatch, "message says "+strconv.Quote(m.Meta.Transport))
+	}
 	leaving := c.leaving
 	if strings.HasPrefix(m.Message, "bye|") {
 		c.leaving = true
@@ -233,18 +247,28 @@ func (b *backend) push(c *backendConn, sess, payload string) {
 	b.mu.Unlock()
 }
 
-// session is what one client connection saw.
+// session is what one client connection (a WebSocket, or a poll session) saw.
 type session struct {
 	key       string
+	transport string // "ws" or "poll"
 	sent      []string
 	got       map[string]int
 	acked     bool
 	closeCode int // from the server, 0 when none
 	mode      string
+
+	// Poll sessions only.
+	uncertain   []string // sent, but the request failed: answered 2xx at most once
+	refused     int      // messages the relay refused (503 past the retry budget): not sent
+	retries503  int      // 503 + Retry-After answers to /poll/s, retried
+	redelivered int      // messages a poll answer carried again, dropped by seq
+	pollErrors  int      // polls that failed (network), retried with the same ack
+	statusErr   []string // answers the contract does not allow here
+	closeErr    string   // /poll/c did not answer 200
 }
 
 func runSession(url, key string, life time.Duration) *session {
-	s := &session{key: key, got: make(map[string]int)}
+	s := &session{key: key, transport: "ws", got: make(map[string]int)}
 	modes := []string{"close", "drop", "kick"}
 	s.mode = modes[rand.IntN(len(modes))]
 	h := http.Header{"X-Soak-Session": []string{key}}
@@ -320,6 +344,10 @@ func runSession(url, key string, life time.Duration) *session {
 	return s
 }
 
+// pollSessionTimeout is the relay's --poll-session-timeout: a poll client that vanishes
+// must be disconnected with 1006 this long after its last poll.
+const pollSessionTimeout = 3 * time.Second
+
 func TestSoak(t *testing.T) {
 	durS := os.Getenv("SOAK_DURATION")
 	if durS == "" {
@@ -332,6 +360,14 @@ func TestSoak(t *testing.T) {
 	workers := 40
 	if v, err := strconv.Atoi(os.Getenv("SOAK_CLIENTS")); err == nil && v > 0 {
 		workers = v
+	}
+	pollWorkers := workers / 4
+	if v := os.Getenv("SOAK_POLL_CLIENTS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > workers {
+			t.Fatalf("SOAK_POLL_CLIENTS=%q: want 0..%d (of SOAK_CLIENTS)", v, workers)
+		}
+		pollWorkers = n
 	}
 	every := envDuration(t, "SOAK_SAMPLE", 5*time.Second)
 	settleFor := envDuration(t, "SOAK_SETTLE", 45*time.Second)
@@ -348,8 +384,9 @@ func TestSoak(t *testing.T) {
 	relay := startRelay(t, relayBinary(t), freePort(t), freePort(t),
 		"--backend", "http", "--message-uri", burl+"/message", "--connect-uri", burl+"/connect", "--disconnect-uri", burl+"/disconnect",
 		"--backend-retries", "5", "--backend-timeout", "2s", "--ping-interval", "2s", "--ping-timeout", "2s", "--loops", "2",
-		"--pprof", "--log-level", "WARNING")
+		"--poll-session-timeout", pollSessionTimeout.String(), "--pprof", "--log-level", "WARNING")
 	url := "ws://" + relay.public + "/ws"
+	pollBase := "http://" + relay.public
 
 	// The sampler reads the relay every few seconds, through every phase, into samples
 	// (and SOAK_CSV, a line at a time, so a long run can be watched).
@@ -405,8 +442,8 @@ func TestSoak(t *testing.T) {
 			}
 		}
 	}()
-	t.Logf("soak: %v, %d concurrent clients, a sample every %v; relay at rest: RSS %s, live heap %s, %d goroutines, %d fds",
-		dur, workers, every, mib(base.rss), mib(base.heapLive), base.goroutines, base.fds)
+	t.Logf("soak: %v, %d concurrent clients (%d WebSocket, %d long-poll), a sample every %v; relay at rest: RSS %s, live heap %s, %d goroutines, %d fds",
+		dur, workers, workers-pollWorkers, pollWorkers, every, mib(base.rss), mib(base.heapLive), base.goroutines, base.fds)
 
 	setPhase("load")
 	loadStart := time.Since(start)
@@ -418,9 +455,15 @@ func TestSoak(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			poll := w < pollWorkers
 			for i := 0; time.Now().Before(deadline); i++ {
 				life := time.Duration(300+rand.IntN(2700)) * time.Millisecond
-				s := runSession(url, fmt.Sprintf("w%ds%d", w, i), life)
+				var s *session
+				if poll {
+					s = runPollSession(pollBase, fmt.Sprintf("w%dp%d", w, i), life)
+				} else {
+					s = runSession(url, fmt.Sprintf("w%ds%d", w, i), life)
+				}
 				sessMu.Lock()
 				sessions = append(sessions, s)
 				sessMu.Unlock()
@@ -459,89 +502,8 @@ func TestSoak(t *testing.T) {
 	setPhase("drain")
 	waitIdle(t, b, relay, start)
 
-	// Reconcile.
-	b.mu.Lock()
-	var (
-		opened, acked, told, neverConnected    int
-		sent, delivered, toldUndelivered, dups int
-		lost                                   int
-		send200, send200Got, send200Missing    int
-		connOnce, connBad                      int
-		codes                                  = map[int]int{}
-		modes                                  = map[string]int{}
-	)
-	for _, s := range sessions {
-		if s.closeCode == -1 {
-			neverConnected++
-			continue
-		}
-		opened++
-		modes[s.mode]++
-		if s.acked {
-			acked++
-		} else {
-			told++
-			codes[s.closeCode]++
-		}
-		for _, m := range s.sent {
-			sent++
-			n := b.received[m]
-			switch {
-			case n == 1:
-				delivered++
-			case n > 1:
-				dups++
-				t.Errorf("message %q answered 2xx %d times", m, n)
-			case !s.acked && s.closeCode >= 1008 && s.closeCode != 1009 || !s.acked && s.closeCode == 1001:
-				toldUndelivered++
-			default:
-				lost++
-				if lost <= 10 {
-					t.Errorf("message %q never answered 2xx; session acked=%v close=%d", m, s.acked, s.closeCode)
-				}
-			}
-		}
-		for p, n := range b.sendOK[s.key] {
-			send200 += n
-			if s.got[p] >= 1 {
-				send200Got += n
-			} else if s.acked {
-				send200Missing += n
-				t.Errorf("/send %q to %s answered 200 but never arrived", p, s.key)
-			}
-		}
-	}
-	for _, c := range b.conns {
-		if c.connects == 1 && c.discs == 1 {
-			connOnce++
-		} else {
-			connBad++
-			t.Errorf("connection %s: %d connects, %d disconnects", c.id, c.connects, c.discs)
-		}
-	}
-	blips, restarts := b.blips503, b.restarts
-	b.mu.Unlock()
-	if lost > 0 {
-		t.Errorf("%d messages lost without a close code saying so", lost)
-	}
-	if told > 0 && len(codes) > 0 {
-		for code := range codes {
-			if code != 1011 && code != 1008 && code != 1013 && code != 1001 {
-				t.Errorf("%d sessions ended early with close %d, which does not say messages were lost", codes[code], code)
-			}
-		}
-	}
-	t.Logf("sessions: %d opened (%d close handshake, %d TCP drop, %d backend kick), %d never connected; %d ended cleanly (bye acknowledged), %d closed early with codes %v",
-		opened, modes["close"], modes["drop"], modes["kick"], neverConnected, acked, told, codes)
-	t.Logf("client → backend: %d sent, %d answered 2xx exactly once, %d not delivered and told by close code, %d duplicates, %d lost",
-		sent, delivered, toldUndelivered, dups, lost)
-	t.Logf("backend → client: %d /send calls, %d answered 200 (%d received, %d missing on clean sessions), %d refused (connection closing/gone)",
-		b.sends.Load()+int64(acked), b.sends200.Load(), send200Got, send200Missing, b.sendsOther.Load())
-	t.Logf("connections: %d with exactly one connect and one disconnect, %d otherwise; faults: %d 503 windows (400ms), %d backend restarts (300ms refused)",
-		connOnce, connBad, blips, restarts)
-	if opened == 0 || sent == 0 {
-		t.Error("the soak did nothing")
-	}
+	sent, connBad := reconcile(t, b, sessions, workers-pollWorkers, pollWorkers)
+	pollTransport.CloseIdleConnections()
 
 	// The leak check proper: the load is over and every connection gone; after two GCs the
 	// live heap must be back near its level at rest.
