@@ -17,7 +17,8 @@ import (
 // The soak's long-poll clients (CONTRACT §8), net/http as the peer. A poll session runs like
 // a WebSocket session (numbered messages, a bye the backend acknowledges through /send), and
 // then leaves by /poll/c ("close"), by a backend /disconnect ("kick"), or by no longer polling
-// ("vanish": the relay must expire it with 1006 after --poll-session-timeout).
+// ("vanish": the relay must expire it with 1006 after --poll-session-timeout). A close record
+// (a kick, or 1011 when the backend failed) ends its poller.
 
 // pollTransport carries every poll client's requests. The relay closes an idle keep-alive
 // connection after --handshake-timeout (10 s); the client lets go of it after 1 s, first.
@@ -78,10 +79,26 @@ func runPollSession(base, key string, life time.Duration) *session {
 		}
 		return true
 	}
+	// One session in four floods: a message the backend holds for a second, then 300 more
+	// at once, which fill the relay's inbound queue (256): 503s to retry after Retry-After.
+	floodAt := -1
+	if rand.IntN(4) == 0 {
+		floodAt = rand.IntN(20)
+	}
 	end := time.Now().Add(life)
 	for seq := 0; time.Now().Before(end) && seq < 10_000; seq++ {
 		if !send(key + "|" + strconv.Itoa(seq)) {
 			break
+		}
+		if seq == floodAt {
+			s.floods++
+			ok := send("hold|" + key + "|" + strconv.Itoa(seq))
+			for i := 0; ok && i < 300; i++ {
+				ok = send(key + "|f" + strconv.Itoa(i))
+			}
+			if !ok {
+				break
+			}
 		}
 		select {
 		case <-pollerDone: // a close record: the session is over

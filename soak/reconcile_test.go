@@ -19,7 +19,7 @@ type tally struct {
 
 	connOnce, connBad int // the backend's connections of this transport
 
-	retries503, redelivered, pollErrors int
+	retries503, floods, redelivered, pollErrors int
 }
 
 // reconcile checks every session against what the backend saw, per transport, and logs the
@@ -57,6 +57,7 @@ func reconcile(t *testing.T, b *backend, sessions []*session, wsWorkers, pollWor
 		k.opened++
 		k.modes[s.mode]++
 		k.retries503 += s.retries503
+		k.floods += s.floods
 		k.redelivered += s.redelivered
 		k.pollErrors += s.pollErrors
 		k.refused += s.refused
@@ -182,16 +183,16 @@ func reconcile(t *testing.T, b *backend, sessions []*session, wsWorkers, pollWor
 		t.Logf("%s client → backend: %d sent, %d answered 2xx exactly once, %d not delivered and told by close code, %d duplicates, %d lost",
 			tr, k.sent, k.delivered, k.toldUndelivered, k.dups, k.lost)
 		if tr == "poll" {
-			t.Logf("poll sends: %d answered 503 + Retry-After and retried, %d given up after 20 s of 503s; %d failed in flight (%d of them answered 2xx once, none twice)",
-				k.retries503, k.refused, k.uncertain, k.uncertainDelivered)
+			t.Logf("poll sends: %d floods of the inbound queue; %d answered 503 + Retry-After and retried, %d given up after 20 s of 503s; %d failed in flight (%d of them answered 2xx once, none twice)",
+				k.floods, k.retries503, k.refused, k.uncertain, k.uncertainDelivered)
 			t.Logf("poll polls: %d failed and retried with the same ack, %d messages carried again and dropped by seq", k.pollErrors, k.redelivered)
 		}
 		t.Logf("%s backend → client: %d /send answered 200, %d received, %d missing where they had to arrive, %d received twice",
 			tr, k.send200, k.send200Got, k.send200Missing, k.sendDups)
 		t.Logf("%s connections: %d with exactly one connect and one disconnect, %d otherwise", tr, k.connOnce, k.connBad)
 	}
-	t.Logf("backend: %d /send calls (S| payloads, plus one ACK a bye), %d answered 200, %d refused (connection closing/gone); faults: %d 503 windows (400ms), %d backend restarts (300ms refused)",
-		b.sends.Load(), b.sends200.Load(), b.sendsOther.Load(), b.blips503, b.restarts)
+	t.Logf("backend: %d /send calls (S| payloads, plus one ACK a bye), %d answered 200, %d refused (connection closing/gone); faults: %d 503 windows (400ms), %d backend restarts (300ms refused), %d outages (%v of 503s)",
+		b.sends.Load(), b.sends200.Load(), b.sendsOther.Load(), b.blips503, b.restarts, b.outages, outageFor)
 	if ws := tallies["ws"]; wsWorkers > 0 && (ws == nil || ws.opened == 0 || ws.sent == 0) {
 		t.Error("the soak's WebSocket clients did nothing")
 	}

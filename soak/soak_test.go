@@ -8,16 +8,21 @@
 // heap from /metrics, into SOAK_CSV if set.
 //
 // Clients come and go (sessions of 0.3-3 s), send numbered messages, and receive /send
-// callbacks the backend makes in answer to some of them. Every session ends with a "bye"
-// message that the backend acknowledges through /send once everything before it was handled;
-// then the client closes with a close handshake, drops TCP, or asks to be disconnected by the
-// backend. Meanwhile the backend blips: 503 answers for 400 ms, or a restart that refuses
-// connections for 300 ms; the relay's retries must cover both. After the load, a churn burst
-// (SOAK_BURST, 15 s of connect, upgrade, drop), then the relay is left alone (SOAK_SETTLE, 45 s).
+// callbacks the backend makes in answer to some of them. A quarter of them (SOAK_POLL_CLIENTS)
+// are long-poll sessions (pollclient_test.go), the rest WebSockets. Every session ends with a
+// "bye" message that the backend acknowledges through /send once everything before it was
+// handled; then a WebSocket closes with a close handshake, drops TCP, or asks to be
+// disconnected by the backend, and a poll session ends with /poll/c, is disconnected by the
+// backend, or vanishes (the relay must expire it). Meanwhile the backend blips: 503 answers for
+// 400 ms, or a restart that refuses connections for 300 ms; the relay's retries must cover both.
+// Every sixth fault is an outage of 3.5 s that they cannot cover (1011). After the load, a
+// churn burst (SOAK_BURST, 15 s of connect, upgrade, drop), then the relay is left alone
+// (SOAK_SETTLE, 45 s).
 //
-// At the end: every message a client sent was answered 2xx by the backend exactly once, unless
-// that client got a close code saying it was not; every /send answered 200 reached its client;
-// connect and disconnect were POSTed once per connection. The relay's live heap and RSS in the
+// At the end, per transport: every message a client sent was answered 2xx by the backend
+// exactly once, unless that client got a close code saying it was not; every /send answered
+// 200 reached its client once; connect and disconnect were POSTed once per connection, with
+// the client's meta.transport. The relay's live heap and RSS in the
 // last third of the load are within a wide margin of its first minute's; after the load and two
 // GCs its live heap is within 8 MiB of its live heap at rest; after the burst and the settle its
 // RSS is within 48 MiB of its RSS at rest and (two GCs later) its live heap within 32 MiB, and
@@ -71,6 +76,7 @@ type backend struct {
 	disconnects int
 	mode503     atomic.Bool
 	blips503    int
+	outages     int
 	restarts    int
 	sends       atomic.Int64
 	sends200    atomic.Int64
@@ -202,6 +208,11 @@ func (b *backend) message(m body) {
 		c.leaving = true
 	}
 	b.mu.Unlock()
+	if strings.HasPrefix(m.Message, "hold|") {
+		// A slow answer: the connection's next messages wait in the relay's inbound queue.
+		time.Sleep(holdFor)
+		return
+	}
 	if rest, ok := strings.CutPrefix(m.Message, "bye|"); ok {
 		// Everything before the bye is handled; wait for our callbacks, then acknowledge.
 		c.inflight.Wait()
@@ -261,6 +272,7 @@ type session struct {
 	uncertain   []string // sent, but the request failed: answered 2xx at most once
 	refused     int      // messages the relay refused (503 past the retry budget): not sent
 	retries503  int      // 503 + Retry-After answers to /poll/s, retried
+	floods      int      // floods of the inbound queue (a held message, then 300 at once)
 	redelivered int      // messages a poll answer carried again, dropped by seq
 	pollErrors  int      // polls that failed (network), retried with the same ack
 	statusErr   []string // answers the contract does not allow here
@@ -347,6 +359,14 @@ func runSession(url, key string, life time.Duration) *session {
 // pollSessionTimeout is the relay's --poll-session-timeout: a poll client that vanishes
 // must be disconnected with 1006 this long after its last poll.
 const pollSessionTimeout = 3 * time.Second
+
+const (
+	// outageFor outlasts the relay's retries (--backend-retries 5: backoffs of at most
+	// 0.1+0.2+0.4+0.8+1.6 s).
+	outageFor = 3500 * time.Millisecond
+	// holdFor is how long the backend takes over a "hold|" message, under --backend-timeout.
+	holdFor = time.Second
+)
 
 func TestSoak(t *testing.T) {
 	durS := os.Getenv("SOAK_DURATION")
@@ -470,7 +490,9 @@ func TestSoak(t *testing.T) {
 			}
 		}()
 	}
-	// Faults: alternate a 503 window and a restart, one every ~5 s.
+	// Faults: alternate a 503 window and a restart, one every ~5 s; every sixth is an outage,
+	// 503 for longer than the relay's retries last, which closes with 1011 the connections
+	// that had a message under way.
 	stopBlips := make(chan struct{})
 	blipsDone := make(chan struct{})
 	go func() {
@@ -481,14 +503,22 @@ func TestSoak(t *testing.T) {
 				return
 			case <-time.After(time.Duration(4000+rand.IntN(2000)) * time.Millisecond):
 			}
-			if i%2 == 0 {
+			switch {
+			case i%6 == 4:
+				b.mode503.Store(true)
+				time.Sleep(outageFor)
+				b.mode503.Store(false)
+				b.mu.Lock()
+				b.outages++
+				b.mu.Unlock()
+			case i%2 == 0:
 				b.mode503.Store(true)
 				time.Sleep(400 * time.Millisecond)
 				b.mode503.Store(false)
 				b.mu.Lock()
 				b.blips503++
 				b.mu.Unlock()
-			} else {
+			default:
 				b.restart(300 * time.Millisecond)
 			}
 		}
