@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -46,10 +47,13 @@ func TestBrowserClient(t *testing.T) {
 			cmd := exec.CommandContext(ctx, chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
 				"--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
 				"--user-data-dir="+t.TempDir(), page.URL+"/?ws="+tc.wsURL)
+			// Its own process group, killed whole: Chromium's helper processes would otherwise
+			// keep writing into the profile directory while the test removes it.
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+			defer func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait() }()
 			select {
 			case got := <-reports:
 				if got != tc.want {
