@@ -101,17 +101,7 @@ func (s *Server) pollRequest(w *wsConn, req *wsframe.Request, buf []byte, n int)
 // wantsClose reports whether the client asked for the connection to close after the answer.
 func wantsClose(req *wsframe.Request) bool {
 	for _, h := range req.Headers {
-		if h.Name == "connection" && hasToken(h.Value, "close") {
-			return true
-		}
-	}
-	return false
-}
-
-// hasToken reports whether a comma-separated header value lists token (case-insensitive).
-func hasToken(value, token string) bool {
-	for _, v := range strings.Split(value, ",") {
-		if strings.EqualFold(strings.TrimSpace(v), token) {
+		if h.Name == "connection" && wsframe.HasToken(h.Value, "close") {
 			return true
 		}
 	}

@@ -140,9 +140,9 @@ func CheckUpgradeResponse(r *Response, key string, offered []string) (subprotoco
 	switch {
 	case r.Status != 101:
 		return "", &UpgradeError{"status " + strconv.Itoa(r.Status)}
-	case !hasToken(r.Get("upgrade"), "websocket"):
+	case !HasToken(r.Get("upgrade"), "websocket"):
 		return "", &UpgradeError{"no Upgrade: websocket"}
-	case !hasToken(r.Get("connection"), "upgrade"):
+	case !HasToken(r.Get("connection"), "upgrade"):
 		return "", &UpgradeError{"no Connection: upgrade"}
 	case r.Get("sec-websocket-accept") != AcceptKey(key):
 		return "", &UpgradeError{"wrong Sec-WebSocket-Accept"}

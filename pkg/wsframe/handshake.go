@@ -245,7 +245,7 @@ func CheckUpgrade(r *Request) (accept string, err error) {
 	if r.Method != "GET" {
 		return "", &HTTPError{Status: 405, Reason: "method not allowed", Header: "Allow: GET\r\n"}
 	}
-	if !hasToken(r.Get("upgrade"), "websocket") || !hasToken(r.Get("connection"), "upgrade") {
+	if !HasToken(r.Get("upgrade"), "websocket") || !HasToken(r.Get("connection"), "upgrade") {
 		return "", &HTTPError{Status: 426, Reason: "websocket upgrade required",
 			Header: "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"}
 	}
@@ -263,7 +263,8 @@ func CheckUpgrade(r *Request) (accept string, err error) {
 }
 
 // hasToken reports whether the comma-separated header value lists token (case-insensitive).
-func hasToken(value, token string) bool {
+// HasToken reports whether a comma-separated header value lists token (case-insensitive).
+func HasToken(value, token string) bool {
 	for value != "" {
 		var t string
 		t, value, _ = strings.Cut(value, ",")
