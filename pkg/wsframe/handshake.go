@@ -262,7 +262,6 @@ func CheckUpgrade(r *Request) (accept string, err error) {
 	return AcceptKey(key), nil
 }
 
-// hasToken reports whether the comma-separated header value lists token (case-insensitive).
 // HasToken reports whether a comma-separated header value lists token (case-insensitive).
 func HasToken(value, token string) bool {
 	for value != "" {
