@@ -24,6 +24,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/socketdock/socketdock/pkg/limits"
+
 	"github.com/panjf2000/gnet/v2"
 	"github.com/rs/zerolog"
 
@@ -75,13 +77,13 @@ func (o *Options) setDefaults() {
 		o.CloseTimeout = 5 * time.Second
 	}
 	if o.MaxMessageSize <= 0 {
-		o.MaxMessageSize = 4 << 20
+		o.MaxMessageSize = limits.MaxMessageSize
 	}
 	if o.MaxQueue <= 0 {
 		o.MaxQueue = 256
 	}
 	if o.MaxQueueBytes <= 0 {
-		o.MaxQueueBytes = 8 << 20
+		o.MaxQueueBytes = limits.MaxInboundBytes
 	}
 }
 
