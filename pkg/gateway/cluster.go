@@ -84,13 +84,13 @@ func (s *Server) forwardAnswered(w *wsConn, route longpoll.Route, reply longpoll
 	case r.Err != nil:
 		s.pollFail(w, reply, r.Err)
 	case route == longpoll.RouteSend:
-		s.pollAnswer(w, reply, longpoll.AppendOK(out, reply, 201))
+		s.pollAnswer(w, reply, 201, longpoll.AppendOK(out, reply, 201))
 	case route == longpoll.RouteClose:
-		s.pollAnswer(w, reply, longpoll.AppendOK(out, reply, 200))
+		s.pollAnswer(w, reply, 200, longpoll.AppendOK(out, reply, 200))
 	case r.Heartbeat:
-		s.pollAnswer(w, reply, longpoll.AppendHeartbeat(out, reply))
+		s.pollAnswer(w, reply, 200, longpoll.AppendHeartbeat(out, reply))
 	default:
-		s.pollAnswer(w, reply, longpoll.AppendBatch(out, reply, &r.Batch))
+		s.pollAnswer(w, reply, 200, longpoll.AppendBatch(out, reply, &r.Batch))
 	}
 	_ = w.gc.Wake(nil) // a request pipelined behind this one waits in gnet's buffer
 }

@@ -79,7 +79,7 @@ func (s *Server) pollRequest(w *wsConn, req *wsframe.Request, buf []byte, n int)
 	}
 	reply.Callback = p.Callback
 	if p.Preflight {
-		s.pollAnswer(w, reply, longpoll.AppendPreflight(l.pollOut[:0], reply, req.Get("access-control-request-headers")))
+		s.pollAnswer(w, reply, 204, longpoll.AppendPreflight(l.pollOut[:0], reply, req.Get("access-control-request-headers")))
 		return n + body
 	}
 	if s.forwardPoll(w, p, reply) { // a session another instance holds (cluster.go)
@@ -121,8 +121,9 @@ func (s *Server) credentialed() bool {
 
 // pollAnswer writes a complete answer; the connection then reads the next request, or
 // closes when the answer said so. On the loop.
-func (s *Server) pollAnswer(w *wsConn, reply longpoll.Reply, resp []byte) {
-	s.opts.Metrics.HTTPResponses.WithLabelValues(strconv.Itoa(responseStatus(resp))).Inc()
+func (s *Server) pollAnswer(w *wsConn, reply longpoll.Reply, status int, resp []byte) {
+	// Counted by the status the answer stands for (a JSONP answer carries it inside).
+	s.opts.Metrics.HTTPResponses.WithLabelValues(strconv.Itoa(status)).Inc()
 	w.loop.pollOut = resp[:0] // keep a grown buffer for the next answer
 	if cap(w.loop.pollOut) > 256<<10 {
 		w.loop.pollOut = nil // but not a huge one
@@ -139,7 +140,8 @@ func (s *Server) pollAnswer(w *wsConn, reply longpoll.Reply, resp []byte) {
 
 // pollFail answers err (see longpoll.StatusOf). On the loop.
 func (s *Server) pollFail(w *wsConn, reply longpoll.Reply, err error) {
-	s.pollAnswer(w, reply, longpoll.AppendError(w.loop.pollOut[:0], reply, err))
+	status, _, _ := longpoll.StatusOf(err)
+	s.pollAnswer(w, reply, status, longpoll.AppendError(w.loop.pollOut[:0], reply, err))
 }
 
 // pollCreate opens a session: admission, the optional target, then (in authorize mode) the
@@ -237,7 +239,7 @@ func (s *Server) pollOpen(w *wsConn, ps *pollSession, reply longpoll.Reply, fqdn
 	ps.touch()
 	s.sessions.add(ps)
 	s.opts.Hub.Open(ps.conn)
-	s.pollAnswer(w, reply, longpoll.AppendCreated(w.loop.pollOut[:0], reply, ps.id, fqdn))
+	s.pollAnswer(w, reply, 200, longpoll.AppendCreated(w.loop.pollOut[:0], reply, ps.id, fqdn))
 }
 
 // pollSend hands one client message to the backend. On the loop.
@@ -257,7 +259,7 @@ func (s *Server) pollSend(w *wsConn, p *longpoll.Params, reply longpoll.Reply) {
 		s.pollFail(w, reply, err)
 		return
 	}
-	s.pollAnswer(w, reply, longpoll.AppendOK(w.loop.pollOut[:0], reply, 201))
+	s.pollAnswer(w, reply, 201, longpoll.AppendOK(w.loop.pollOut[:0], reply, 201))
 }
 
 // pollClose ends a session at the client's request. On the loop.
@@ -269,7 +271,7 @@ func (s *Server) pollClose(w *wsConn, p *longpoll.Params, reply longpoll.Reply) 
 	}
 	ps.Close(conntable.CloseNormal, "")
 	s.sessions.remove(ps) // the client said goodbye: it will not poll for the close record
-	s.pollAnswer(w, reply, longpoll.AppendOK(w.loop.pollOut[:0], reply, 200))
+	s.pollAnswer(w, reply, 200, longpoll.AppendOK(w.loop.pollOut[:0], reply, 200))
 }
 
 // pollPoll answers a poll at once when something waits (a heartbeat when nothing does and
@@ -307,7 +309,7 @@ func (s *Server) pollPoll(w *wsConn, p *longpoll.Params, reply longpoll.Reply) {
 	}
 	if h == nil { // ttl 0 ran out at once: the heartbeat, like any poll whose ttl ran out
 		ps.touch()
-		s.pollAnswer(w, reply, longpoll.AppendHeartbeat(w.loop.pollOut[:0], reply))
+		s.pollAnswer(w, reply, 200, longpoll.AppendHeartbeat(w.loop.pollOut[:0], reply))
 		return
 	}
 	w.state = statePollHeld
@@ -347,7 +349,7 @@ func (s *Server) heldExpired(w *wsConn) {
 	h.session.holding.Add(-1)
 	s.unhold(w)
 	h.session.touch()
-	s.pollAnswer(w, h.reply, longpoll.AppendHeartbeat(w.loop.pollOut[:0], h.reply))
+	s.pollAnswer(w, h.reply, 200, longpoll.AppendHeartbeat(w.loop.pollOut[:0], h.reply))
 	_ = w.gc.Wake(nil)
 }
 
@@ -386,7 +388,7 @@ func (s *Server) pollDeliver(w *wsConn, ps *pollSession, reply longpoll.Reply, e
 	clear(l.pollBatch[:cap(l.pollBatch)]) // the loop keeps no payload alive
 	// A closed session stays until a poll confirms its close record's answer (pollPoll), or
 	// nobody polls for the session timeout (expire): that answer may be lost too.
-	s.pollAnswer(w, reply, resp)
+	s.pollAnswer(w, reply, 200, resp)
 }
 
 // copyReply copies a reply's strings out of the request's bytes, for a deferred answer.
@@ -394,12 +396,4 @@ func copyReply(r longpoll.Reply) longpoll.Reply {
 	r.Callback = strings.Clone(r.Callback)
 	r.Origin = strings.Clone(r.Origin)
 	return r
-}
-
-// responseStatus reads the status code back from a response's status line.
-func responseStatus(resp []byte) int {
-	if len(resp) < 12 {
-		return 0
-	}
-	return int(resp[9]-'0')*100 + int(resp[10]-'0')*10 + int(resp[11]-'0')
 }
