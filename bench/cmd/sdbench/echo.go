@@ -211,15 +211,5 @@ func dialAll(ctx context.Context, c *common, n, conc, rbuf int) ([]*wsclient.Con
 
 // closeAll runs closing handshakes in parallel, bounded.
 func closeAll(cl []*wsclient.Conn) {
-	sem := make(chan struct{}, 256)
-	var wg sync.WaitGroup
-	for _, conn := range cl {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func(conn *wsclient.Conn) {
-			defer func() { <-sem; wg.Done() }()
-			_ = conn.Close(2 * time.Second)
-		}(conn)
-	}
-	wg.Wait()
+	benchkit.Bounded(context.Background(), len(cl), 256, func(i int) { _ = cl[i].Close(2 * time.Second) })
 }

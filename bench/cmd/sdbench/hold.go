@@ -58,42 +58,34 @@ func (h *holder) connect(ctx context.Context, c *common, n, offset, conc int) {
 		h.connectPoll(ctx, c, n, offset, conc)
 		return
 	}
-	sem := make(chan struct{}, conc)
-	var wg sync.WaitGroup
-	for i := 0; i < n && ctx.Err() == nil; i++ {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func(i int) {
-			defer func() { <-sem; wg.Done() }()
-			conn, err := wsclient.Dial(ctx, c.addr, wsclient.Options{
-				LocalIP:        benchkit.SourceIP(c.srcBase, offset+i, c.perIP),
-				ReadBufferSize: 256,
-				Path:           c.path,
-				Timeout:        c.timeout,
-			})
-			if err != nil {
-				h.errs.add(err)
-				return
-			}
-			h.established.Add(1)
-			h.alive.Add(1)
-			h.mu.Lock()
-			h.conns = append(h.conns, conn)
-			h.mu.Unlock()
-			go func() {
-				buf := make([]byte, 0, 128)
-				for {
-					_, m, err := conn.ReadMessage(buf)
-					if err != nil {
-						h.alive.Add(-1)
-						return
-					}
-					buf = m[:0]
+	benchkit.Bounded(ctx, n, conc, func(i int) {
+		conn, err := wsclient.Dial(ctx, c.addr, wsclient.Options{
+			LocalIP:        benchkit.SourceIP(c.srcBase, offset+i, c.perIP),
+			ReadBufferSize: 256,
+			Path:           c.path,
+			Timeout:        c.timeout,
+		})
+		if err != nil {
+			h.errs.add(err)
+			return
+		}
+		h.established.Add(1)
+		h.alive.Add(1)
+		h.mu.Lock()
+		h.conns = append(h.conns, conn)
+		h.mu.Unlock()
+		go func() {
+			buf := make([]byte, 0, 128)
+			for {
+				_, m, err := conn.ReadMessage(buf)
+				if err != nil {
+					h.alive.Add(-1)
+					return
 				}
-			}()
-		}(i)
-	}
-	wg.Wait()
+				buf = m[:0]
+			}
+		}()
+	})
 }
 
 func (h *holder) abortAll() {

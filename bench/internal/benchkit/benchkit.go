@@ -6,6 +6,7 @@ package benchkit
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -213,4 +214,20 @@ func SumCPU(pids []int) (time.Duration, error) {
 		t += c
 	}
 	return t, nil
+}
+
+// Bounded calls f(0) … f(n-1) on at most conc goroutines at once and returns when all have
+// returned; it starts no more once ctx ends.
+func Bounded(ctx context.Context, n, conc int, f func(i int)) {
+	sem := make(chan struct{}, conc)
+	var wg sync.WaitGroup
+	for i := 0; i < n && ctx.Err() == nil; i++ {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func(i int) {
+			defer func() { <-sem; wg.Done() }()
+			f(i)
+		}(i)
+	}
+	wg.Wait()
 }
