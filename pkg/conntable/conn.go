@@ -68,7 +68,9 @@ const (
 
 // Transport is the client side of one connection: a WebSocket on an event loop, or a
 // long-poll session. Send and Close are safe from any goroutine; they may wait briefly for
-// the transport's own lock or event loop, never for the client.
+// the transport's own lock or event loop, never for the client. A WebSocket's Send waits for
+// its event loop to write, so code running on that loop (the upstream backend) must use the
+// gateway's SendOnLoop instead: Send there would wait on itself until its one-second limit.
 type Transport interface {
 	// Send queues one message for the client; payload is copied, so the caller may reuse it
 	// when Send returns. It returns nil once the message is written or accepted into the
