@@ -335,7 +335,13 @@ func (b *HTTP) serve(c *conntable.Conn, q *connQueue) {
 	}
 }
 
+// replyInResponse hands the backend's answer to the client. The next POST waits for nothing
+// but the hand-over: the transport keeps the order.
 func (b *HTTP) replyInResponse(c *conntable.Conn, resp postResult) {
+	if r, ok := c.Transport.(conntable.Replier); ok {
+		r.Reply(conntable.TypeForContent(resp.contentType), resp.body)
+		return
+	}
 	if err := c.Transport.Send(conntable.TypeForContent(resp.contentType), resp.body); err != nil && !errors.Is(err, conntable.ErrClosing) {
 		b.log.Warn().Str("connection_id", c.ID).Err(err).Msg("reply in response not delivered")
 	}

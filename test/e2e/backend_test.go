@@ -244,6 +244,49 @@ func TestReplyInResponse(t *testing.T) {
 	}
 }
 
+// A reply in the response reaches the client before anything the backend sends for a later
+// message, and after what it sent during its own POST: the client pipelines its messages and
+// the backend calls /send back for every third one before answering.
+func TestReplyInResponseKeepsOrderWithCallbacks(t *testing.T) {
+	b := newBackend(t)
+	b.setAnswer(func(p backendPost, w http.ResponseWriter) bool {
+		if p.Path != "/message" {
+			return false
+		}
+		msg := p.Body["message"].(string)
+		if n, _ := strconv.Atoi(msg[1:]); n%3 == 0 {
+			resp, err := http.Post(p.meta()["send"].(string), "text/plain", strings.NewReader("cb:"+msg))
+			if err != nil || resp.StatusCode != http.StatusOK {
+				t.Errorf("callback for %s: %v %v", msg, err, resp)
+			} else {
+				resp.Body.Close()
+			}
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write([]byte("re:" + msg))
+		return true
+	})
+	r := httpRelay(t, b, "--reply-in-response")
+	c := dial(t, r.WSURL, nil)
+	const n = 60
+	var want []string
+	for i := 0; i < n; i++ {
+		msg := "m" + strconv.Itoa(i)
+		if err := c.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		if i%3 == 0 {
+			want = append(want, "cb:"+msg)
+		}
+		want = append(want, "re:"+msg)
+	}
+	for i, w := range want {
+		if _, got := readMessage(t, c); string(got) != w {
+			t.Fatalf("message %d: got %q, want %q", i, got, w)
+		}
+	}
+}
+
 // CONTRACT §3 failures and §7: 4xx → 1008 naming the status, 5xx → 1011, timeout → 1011,
 // no backend → 1011; the disconnect is POSTed exactly once anyway.
 func TestBackendFailuresCloseClient(t *testing.T) {
