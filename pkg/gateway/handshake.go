@@ -79,6 +79,7 @@ func (s *Server) handshake(w *wsConn, buf []byte) int {
 func (s *Server) open(w *wsConn, accept, proto string) {
 	w.dec.MaxMessage = s.opts.MaxMessageSize
 	w.state = stateOpen
+	w.setPingSentAt(0) // deadline was the handshake's: an open connection has a ping at most
 	w.loop.wheel.Schedule(w, w.loop.wheel.Now()+s.ticks(s.opts.PingInterval))
 	s.opts.Hub.Open(w.conn)
 	w.write(wsframe.AppendUpgradeResponse(w.loop.scratch(), accept, proto))

@@ -213,7 +213,7 @@ func (s *Server) OnClose(c gnet.Conn, err error) gnet.Action {
 		s.opts.Hub.Release(&w.ticket)
 		return gnet.None
 	}
-	code, reason := w.closeCode, w.closeReason
+	code, reason := int(w.closeCode), w.closeReason
 	if code == 0 {
 		code, reason = conntable.CloseAbnormal, "connection lost"
 		if err != nil && !errors.Is(err, net.ErrClosed) {
@@ -360,7 +360,7 @@ func (s *Server) message(w *wsConn, ev wsframe.Event) {
 // handshake, then the TCP close either way.
 func (s *Server) peerClosed(w *wsConn, ev wsframe.Event) {
 	if w.state == stateOpen {
-		w.closeCode, w.closeReason = ev.Code, ev.Reason
+		w.closeCode, w.closeReason = uint16(ev.Code), ev.Reason
 		echo := ev.Code
 		if echo == conntable.CloseNoStatus {
 			echo = 0

@@ -47,7 +47,14 @@ type Hub struct {
 	draining atomic.Bool
 
 	perIPMu sync.Mutex
-	perIP   map[string]int
+	perIP   map[string]*ipCount
+}
+
+// ipCount is one address's connections against the per-IP limit; every ticket from that
+// address points to it.
+type ipCount struct {
+	ip string
+	n  int
 }
 
 // New returns a Hub.
@@ -55,20 +62,20 @@ func New(opts Options) *Hub {
 	if opts.NewID == nil {
 		opts.NewID = conntable.NewID
 	}
-	return &Hub{opts: opts, perIP: make(map[string]int)}
+	return &Hub{opts: opts, perIP: make(map[string]*ipCount)}
 }
 
 // Ticket is a connection's slot against the limits, from Admit until Release or Closed.
-// The zero Ticket holds nothing. It is one string, so an idle connection pays 16 bytes.
+// The zero Ticket holds nothing. It is one pointer, so an idle connection pays 8 bytes.
 type Ticket struct {
-	ip string // the address counted against the per-IP limit, anyIP when that is off, "" when released
+	ip *ipCount // the address's count against the per-IP limit, anyIP when that is off, nil when released
 }
 
 // anyIP marks a held ticket that counts against no per-IP limit.
-const anyIP = "*"
+var anyIP = &ipCount{ip: "*"}
 
 // Held reports whether t holds a slot.
-func (t Ticket) Held() bool { return t.ip != "" }
+func (t Ticket) Held() bool { return t.ip != nil }
 
 // Admit reserves a slot for a new connection from remote, or says why not.
 func (h *Hub) Admit(remote net.Addr) (Ticket, error) {
@@ -79,34 +86,40 @@ func (h *Hub) Admit(remote net.Addr) (Ticket, error) {
 		h.admitted.Add(-1)
 		return Ticket{}, ErrMaxConnections
 	}
-	t := Ticket{ip: anyIP}
-	if max := h.opts.MaxConnectionsPerIP; max > 0 {
-		t.ip = remoteIP(remote)
-		h.perIPMu.Lock()
-		defer h.perIPMu.Unlock()
-		if h.perIP[t.ip] >= max {
-			h.admitted.Add(-1)
-			return Ticket{}, ErrMaxPerIP
-		}
-		h.perIP[t.ip]++
+	max := h.opts.MaxConnectionsPerIP
+	if max <= 0 {
+		return Ticket{ip: anyIP}, nil
 	}
-	return t, nil
+	ip := remoteIP(remote)
+	h.perIPMu.Lock()
+	defer h.perIPMu.Unlock()
+	c := h.perIP[ip]
+	if c == nil {
+		c = &ipCount{ip: ip}
+		h.perIP[ip] = c
+	}
+	if c.n >= max {
+		h.admitted.Add(-1)
+		return Ticket{}, ErrMaxPerIP
+	}
+	c.n++
+	return Ticket{ip: c}, nil
 }
 
 // Release gives back a ticket's slot; releasing a zero or released ticket does nothing.
 func (h *Hub) Release(t *Ticket) {
-	ip := t.ip
-	if ip == "" {
+	c := t.ip
+	if c == nil {
 		return
 	}
-	t.ip = ""
+	t.ip = nil
 	h.admitted.Add(-1)
-	if ip == anyIP {
+	if c == anyIP {
 		return
 	}
 	h.perIPMu.Lock()
-	if h.perIP[ip]--; h.perIP[ip] <= 0 {
-		delete(h.perIP, ip)
+	if c.n--; c.n <= 0 {
+		delete(h.perIP, c.ip)
 	}
 	h.perIPMu.Unlock()
 }
