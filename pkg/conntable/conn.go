@@ -90,11 +90,11 @@ type Conn struct {
 	RemoteAddr  net.Addr // the client's ip:port; formatted only when asked for
 	Transport   Transport
 
-	// Headers (names lower-cased) and Path (path and query) of the request that opened the
-	// connection, kept only until the backend has used them for its connect notification;
-	// the lifecycle clears them after Backend.Opened.
-	Headers [][2]string
-	Path    string
+	// Request is the request that opened the connection, kept only until the backend has
+	// used it for its connect notification (the lifecycle clears it after Backend.Opened),
+	// and nil when nothing needs it: one pointer where an idle connection would otherwise
+	// carry an empty slice and string (40 bytes).
+	Request *Request
 
 	// BackendState is the backend's per-connection state. Calls for one Conn never overlap,
 	// so the backend needs no lock to set it in Opened and read it later.
@@ -104,6 +104,28 @@ type Conn struct {
 
 	messagesIn  atomic.Uint64
 	messagesOut atomic.Uint64
+}
+
+// Request is what a backend may need of the request that opened a connection.
+type Request struct {
+	Headers [][2]string // names lower-cased
+	Path    string      // path and query
+}
+
+// Headers are the opening request's headers, nil once the backend has used them.
+func (c *Conn) Headers() [][2]string {
+	if c.Request == nil {
+		return nil
+	}
+	return c.Request.Headers
+}
+
+// Path is the opening request's path and query, "" once the backend has used it.
+func (c *Conn) Path() string {
+	if c.Request == nil {
+		return ""
+	}
+	return c.Request.Path
 }
 
 // MarkEnded reports true the first time it is called: the caller does the once-only

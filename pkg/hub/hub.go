@@ -126,14 +126,16 @@ func (h *Hub) Release(t *Ticket) {
 
 // NewConn builds the record of a connection about to open.
 func (h *Hub) NewConn(t conntable.Transport, remote net.Addr, headers [][2]string, path string) *conntable.Conn {
-	return &conntable.Conn{
+	c := &conntable.Conn{
 		ID:          h.opts.NewID(),
 		ConnectedAt: time.Now().UnixNano(),
 		RemoteAddr:  remote,
 		Transport:   t,
-		Headers:     headers,
-		Path:        path,
 	}
+	if headers != nil || path != "" {
+		c.Request = &conntable.Request{Headers: headers, Path: path}
+	}
+	return c
 }
 
 // Open announces c to the backend, then makes it reachable through the table (the backend
@@ -141,7 +143,7 @@ func (h *Hub) NewConn(t conntable.Transport, remote net.Addr, headers [][2]strin
 // drain runs is closed with 1001 at once: either Drain's sweep or this check sees it.
 func (h *Hub) Open(c *conntable.Conn) {
 	h.opts.Backend.Opened(c)
-	c.Headers, c.Path = nil, "" // the backend has taken what it needs; an idle connection keeps no request
+	c.Request = nil // the backend has taken what it needs; an idle connection keeps no request
 	h.opts.Table.Add(c)
 	if h.draining.Load() {
 		c.Transport.Close(conntable.CloseGoingAway, "server shutting down")

@@ -107,7 +107,7 @@ func TestClosedOnceAndDrainReachesLateOpens(t *testing.T) {
 	tk, _ := h.Admit(addr("127.0.0.1", 1))
 	c := h.NewConn(ft, addr("127.0.0.1", 1), [][2]string{{"x", "y"}}, "/ws?token=1")
 	h.Open(c)
-	if c.Headers != nil || c.Path != "" {
+	if c.Request != nil || c.Headers() != nil || c.Path() != "" {
 		t.Fatal("the request is kept after the backend saw it")
 	}
 	h.Closed(c, &tk, 1000, "")
