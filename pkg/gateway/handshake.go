@@ -80,7 +80,9 @@ func (s *Server) open(w *wsConn, accept, proto string) {
 	w.dec.MaxMessage = s.opts.MaxMessageSize
 	w.state = stateOpen
 	w.setPingSentAt(0) // deadline was the handshake's: an open connection has a ping at most
-	w.loop.wheel.Schedule(w, w.loop.wheel.Now()+s.ticks(s.opts.PingInterval))
+	// The handshake deadline's entry, when due first, serves as the first ping check (timer
+	// works out the next from the connection's state): an idle connection keeps one entry.
+	w.loop.wheel.ScheduleBy(w, w.loop.wheel.Now()+s.ticks(s.opts.PingInterval))
 	s.opts.Hub.Open(w.conn)
 	w.write(wsframe.AppendUpgradeResponse(w.loop.scratch(), accept, proto))
 }
