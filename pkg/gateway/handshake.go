@@ -39,7 +39,7 @@ func (s *Server) handshake(w *wsConn, buf []byte) int {
 		s.respond(w, 404, "", "not found\n")
 		return 0
 	}
-	accept, err := wsframe.CheckUpgrade(&req)
+	accept, err := wsframe.CheckUpgradeAccept(&req)
 	if err != nil {
 		s.refuse(w, err, "bad_upgrade")
 		return 0
@@ -61,15 +61,15 @@ func (s *Server) handshake(w *wsConn, buf []byte) int {
 	w.conn = s.opts.Hub.NewConn(w, w.gc.RemoteAddr(), headers, path) // gnet's address, already allocated
 	// With a Linker the upstream answers the upgrade (link.go).
 	if s.opts.Linker != nil {
-		s.startLink(w, accept, offeredProtocols(&req))
+		s.startLink(w, string(accept[:]), offeredProtocols(&req))
 		return n
 	}
 	proto := s.pickSubprotocol(&req)
 	if s.opts.Authorizer != nil {
-		s.startAuthorize(w, accept, proto)
+		s.startAuthorize(w, string(accept[:]), proto)
 		return n
 	}
-	s.open(w, accept, proto)
+	s.open(w, string(accept[:]), proto) // open keeps no reference: the string stays on the stack
 	return n
 }
 
