@@ -30,8 +30,8 @@ type Options struct {
 	MaxConnections      int
 	MaxConnectionsPerIP int
 
-	// NewID makes connection ids; nil: conntable.NewID. A cluster sets one that tags ids
-	// with the instance (conntable.NewTaggedID).
+	// NewID makes connection ids; nil: random ones (conntable.NewConn). A cluster sets one
+	// that tags ids with the instance (conntable.NewTaggedID).
 	NewID func() string
 
 	Table   *conntable.Table
@@ -59,9 +59,6 @@ type ipCount struct {
 
 // New returns a Hub.
 func New(opts Options) *Hub {
-	if opts.NewID == nil {
-		opts.NewID = conntable.NewID
-	}
 	return &Hub{opts: opts, perIP: make(map[string]*ipCount)}
 }
 
@@ -126,12 +123,9 @@ func (h *Hub) Release(t *Ticket) {
 
 // NewConn builds the record of a connection about to open.
 func (h *Hub) NewConn(t conntable.Transport, remote net.Addr, headers [][2]string, path string) *conntable.Conn {
-	c := &conntable.Conn{
-		ID:          h.opts.NewID(),
-		ConnectedAt: time.Now().UnixNano(),
-		RemoteAddr:  remote,
-		Transport:   t,
-	}
+	c := conntable.NewConn(h.opts.NewID)
+	c.ConnectedAt = time.Now().UnixNano()
+	c.RemoteAddr, c.Transport = remote, t
 	if headers != nil || path != "" {
 		c.Request = &conntable.Request{Headers: headers, Path: path}
 	}
