@@ -29,7 +29,7 @@ const (
 
 // wsConn is one client connection's gateway state. Fields without atomics belong to the
 // event loop and are touched only there. Every idle connection has one, so it is kept to
-// 112 bytes, a size class of its own (TestWSConnSize): fields are ordered to leave no
+// 96 bytes, a size class of its own (TestWSConnSize): fields are ordered to leave no
 // padding, deadline doubles as the outstanding ping's tick while the connection is open, and
 // what few connections need at a time is in wsRare, allocated on first use.
 type wsConn struct {
@@ -39,8 +39,8 @@ type wsConn struct {
 	conn   *conntable.Conn // nil until upgraded
 	held   *heldPoll       // the poll this connection holds (statePollHeld)
 	rare   *wsRare         // nil until needed
-	dec    wsframe.Decoder
-	ticket hub.Ticket // the slot held against the connection limits, from admission to the end
+	dec    wsframe.Stream  // decoded with the server's MaxMessageSize, from a client
+	ticket hub.Ticket      // the slot held against the connection limits, from admission to the end
 
 	lastRead int64 // tick of the last bytes received
 	// deadline is the handshake, request or closing deadline tick; in stateOpen, which has

@@ -77,7 +77,6 @@ func (s *Server) handshake(w *wsConn, buf []byte) int {
 // In that order a failed write, whose OnClose may run inside Write, finds the connection
 // registered and unregisters it: nothing closed stays in the table. On the loop.
 func (s *Server) open(w *wsConn, accept, proto string) {
-	w.dec.MaxMessage = s.opts.MaxMessageSize
 	w.state = stateOpen
 	w.setPingSentAt(0) // deadline was the handshake's: an open connection has a ping at most
 	// The handshake deadline's entry, when due first, serves as the first ping check (timer

@@ -225,7 +225,7 @@ func (s *Server) OnClose(c gnet.Conn, err error) gnet.Action {
 	s.opts.Hub.Closed(w.conn, &w.ticket, code, reason)
 	// The wheel may hold w until its slot comes round (up to a ping interval): let go of
 	// what it points to, so a burst of short connections does not stay in the heap.
-	w.conn, w.dec, w.rare = nil, wsframe.Decoder{}, nil
+	w.conn, w.dec, w.rare = nil, wsframe.Stream{}, nil
 	return gnet.None
 }
 
@@ -289,7 +289,7 @@ func (s *Server) read(w *wsConn) gnet.Action {
 		return gnet.None
 	}
 	for consumed < len(buf) && (w.state == stateOpen || w.state == stateClosing) {
-		ev, n, err := w.dec.Next(buf[consumed:])
+		ev, n, err := w.dec.Next(buf[consumed:], s.opts.MaxMessageSize, false)
 		if err != nil {
 			var ce *wsframe.CloseError
 			errors.As(err, &ce)
