@@ -25,7 +25,7 @@ type Authorizer interface {
 // Authorize POSTs the connect body once, within ctx's deadline and the per-attempt timeout.
 // It is not retried: the client is waiting, and --handshake-timeout bounds the whole wait.
 func (b *HTTP) Authorize(ctx context.Context, c *conntable.Conn) (int, error) {
-	body := AppendConnect(nil, SubjectOf(b.opts.Endpoint, c), c.Path, forwardable(c.Headers, b.opts.ForwardHeaders))
+	body := AppendConnect(nil, SubjectOf(b.opts.Endpoint, c), c.Path(), forwardable(c.Headers(), b.opts.ForwardHeaders))
 	hc := b.targets[evConnect].client
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()

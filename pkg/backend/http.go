@@ -217,10 +217,10 @@ func queueOf(c *conntable.Conn) *connQueue {
 // authorized connection's connect POST, its event 1, happened in Authorize.
 func (b *HTTP) Opened(c *conntable.Conn) {
 	if b.opts.ConnectURI != "" && !b.opts.Authorize {
-		body := AppendConnect(nil, SubjectOf(b.opts.Endpoint, c), c.Path, forwardable(c.Headers, b.opts.ForwardHeaders))
+		body := AppendConnect(nil, SubjectOf(b.opts.Endpoint, c), c.Path(), forwardable(c.Headers(), b.opts.ForwardHeaders))
 		b.enqueue(c, queueOf(c), event{kind: evConnect, data: body})
 	}
-	c.Headers = nil
+	c.Request = nil
 }
 
 // Message queues the message POST; it fails with ErrInboundFull when the connection is at

@@ -9,7 +9,7 @@ import (
 // Linker is a Backend that links each connection to a peer of its own, opened before the
 // client's upgrade completes: the WebSocket upstream (CONTRACT §9). The gateway calls Link off
 // the event loop while the client waits for its 101 (or its poll create's answer); c is not
-// yet in the connection table, and c.Headers and c.Path hold the client's request.
+// yet in the connection table, and c.Headers() and c.Path() hold the client's request.
 //
 // After a Link that answered 101, the backend hears Opened and later Closed for c, or only
 // Closed when the client left (or the server stopped) before the upgrade completed; either

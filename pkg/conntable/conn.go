@@ -9,6 +9,7 @@ import (
 	"errors"
 	"net"
 	"sync/atomic"
+	"unsafe"
 )
 
 // Errors a Transport's Send returns; the control API maps each to an HTTP status.
@@ -90,32 +91,76 @@ type Replier interface {
 	Reply(t MessageType, payload []byte)
 }
 
-// Conn is one client connection as the rest of the relay sees it.
+// Conn is one client connection as the rest of the relay sees it. Every idle connection
+// holds one, so it is kept to 128 bytes with its id (TestConnSize).
 type Conn struct {
-	ID          string
+	ID          string   // made by NewConn, it points into the record's own id array
 	ConnectedAt int64    // Unix nanoseconds: 8 bytes where a time.Time takes 24
 	RemoteAddr  net.Addr // the client's ip:port; formatted only when asked for
 	Transport   Transport
 
-	// Headers (names lower-cased) and Path (path and query) of the request that opened the
-	// connection, kept only until the backend has used them for its connect notification;
-	// the lifecycle clears them after Backend.Opened.
-	Headers [][2]string
-	Path    string
+	// Request is the request that opened the connection, kept only until the backend has
+	// used it for its connect notification (the lifecycle clears it after Backend.Opened),
+	// and nil when nothing needs it: one pointer where an idle connection would otherwise
+	// carry an empty slice and string (40 bytes).
+	Request *Request
 
 	// BackendState is the backend's per-connection state. Calls for one Conn never overlap,
 	// so the backend needs no lock to set it in Opened and read it later.
 	BackendState any
 
-	ended atomic.Bool // the end-of-connection bookkeeping has run
-
-	messagesIn  atomic.Uint64
+	messagesIn  atomic.Uint64 // and endedBit: the end-of-connection bookkeeping has run
 	messagesOut atomic.Uint64
+
+	id [IDLen]byte // ID's bytes, when made by NewConn
+}
+
+// endedBit in messagesIn marks a connection whose end was booked: a flag of its own would
+// take a word, and a count never reaches 2^63.
+const endedBit = 1 << 63
+
+// NewConn returns a record whose ID is newID's, or a fresh random one when newID is nil. The
+// id's bytes are inside the record: one allocation where a separate string took a second
+// (32 bytes). A string taken from ID keeps the whole record alive.
+func NewConn(newID func() string) *Conn {
+	c := &Conn{}
+	if newID == nil {
+		fillID(&c.id)
+	} else if id := newID(); len(id) == IDLen {
+		copy(c.id[:], id)
+	} else {
+		c.ID = id
+		return c
+	}
+	c.ID = unsafe.String(&c.id[0], IDLen) // the array is never written again
+	return c
+}
+
+// Request is what a backend may need of the request that opened a connection.
+type Request struct {
+	Headers [][2]string // names lower-cased
+	Path    string      // path and query
+}
+
+// Headers are the opening request's headers, nil once the backend has used them.
+func (c *Conn) Headers() [][2]string {
+	if c.Request == nil {
+		return nil
+	}
+	return c.Request.Headers
+}
+
+// Path is the opening request's path and query, "" once the backend has used it.
+func (c *Conn) Path() string {
+	if c.Request == nil {
+		return ""
+	}
+	return c.Request.Path
 }
 
 // MarkEnded reports true the first time it is called: the caller does the once-only
 // bookkeeping of a connection's end.
-func (c *Conn) MarkEnded() bool { return !c.ended.Swap(true) }
+func (c *Conn) MarkEnded() bool { return c.messagesIn.Or(endedBit)&endedBit == 0 }
 
 // CountIn records a complete message received from the client.
 func (c *Conn) CountIn() { c.messagesIn.Add(1) }
@@ -124,7 +169,7 @@ func (c *Conn) CountIn() { c.messagesIn.Add(1) }
 func (c *Conn) CountOut() { c.messagesOut.Add(1) }
 
 // MessagesIn is the number of complete messages received from the client.
-func (c *Conn) MessagesIn() uint64 { return c.messagesIn.Load() }
+func (c *Conn) MessagesIn() uint64 { return c.messagesIn.Load() &^ endedBit }
 
 // MessagesOut is the number of complete messages sent to the client.
 func (c *Conn) MessagesOut() uint64 { return c.messagesOut.Load() }
@@ -134,11 +179,16 @@ const IDLen = 32
 
 // NewID returns a fresh connection id from crypto/rand.
 func NewID() string {
+	var h [IDLen]byte
+	fillID(&h)
+	return string(h[:]) // the one allocation an id costs
+}
+
+// fillID writes a fresh id from crypto/rand into h.
+func fillID(h *[IDLen]byte) {
 	var b [IDLen / 2]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+); it crashes the process instead
-	var h [IDLen]byte
 	hex.Encode(h[:], b[:])
-	return string(h[:]) // the one allocation an id costs
 }
 
 // ValidID reports whether s has the shape of a connection id.

@@ -28,30 +28,77 @@ const (
 )
 
 // wsConn is one client connection's gateway state. Fields without atomics belong to the
-// event loop and are touched only there.
+// event loop and are touched only there. Every idle connection has one, so it is kept to
+// 96 bytes, a size class of its own (TestWSConnSize): fields are ordered to leave no
+// padding, deadline doubles as the outstanding ping's tick while the connection is open, and
+// what few connections need at a time is in wsRare, allocated on first use.
 type wsConn struct {
 	timerwheel.Handle
 	gc     gnet.Conn
 	loop   *loop
 	conn   *conntable.Conn // nil until upgraded
-	authz  *authorizing    // while stateAuthorizing
-	state  connState
-	held   *heldPoll // the poll this connection holds (statePollHeld)
-	dec    wsframe.Decoder
-	ticket hub.Ticket // the slot held against the connection limits, from admission to the end
+	held   *heldPoll       // the poll this connection holds (statePollHeld)
+	rare   *wsRare         // nil until needed
+	dec    wsframe.Stream  // decoded with the server's MaxMessageSize, from a client
+	ticket hub.Ticket      // the slot held against the connection limits, from admission to the end
 
-	lastRead    int64 // tick of the last bytes received
-	pingSentAt  int64 // tick of the outstanding ping, 0 for none
-	stuckSince  int64 // tick since which outbound bytes have not shrunk, 0 for none
-	lastOutSize int   // outbound bytes at the last timer check
-	deadline    int64 // handshake or closing deadline tick
+	lastRead int64 // tick of the last bytes received
+	// deadline is the handshake, request or closing deadline tick; in stateOpen, which has
+	// none, it is the tick of the outstanding ping, 0 for none (pingSentAt).
+	deadline int64
 
-	closeCode   int // reported to the backend when the connection ends
-	closeReason string
+	state     connState // 1 byte
+	closeCode uint16    // a close code (1000-4999), 0 for none yet; its reason is in rare
 
 	// Read from other goroutines by Send and Close.
 	closing atomic.Bool // the connection takes no more messages: Send answers ErrClosing
 }
+
+// wsRare is the part of a connection's state that an idle connection does not need: an
+// upgrade waiting for the backend's verdict, a write stall being timed, a close's reason.
+type wsRare struct {
+	authz       *authorizing // while stateAuthorizing
+	stuckSince  int64        // tick since which outbound bytes have not shrunk, 0 for none
+	lastOutSize int          // outbound bytes at the last timer check
+	closeReason string       // reported to the backend when the connection ends, with closeCode
+}
+
+// rareState returns w's rare state, allocating it on first use. On the loop.
+func (w *wsConn) rareState() *wsRare {
+	if w.rare == nil {
+		w.rare = &wsRare{}
+	}
+	return w.rare
+}
+
+// authorizing is the upgrade waiting for the backend's verdict, or nil. On the loop.
+func (w *wsConn) authorizing() *authorizing {
+	if w.rare == nil {
+		return nil
+	}
+	return w.rare.authz
+}
+
+// setClose records the code and reason reported when the connection ends. On the loop.
+func (w *wsConn) setClose(code int, reason string) {
+	w.closeCode = uint16(code)
+	if reason != "" || w.rare != nil {
+		w.rareState().closeReason = reason
+	}
+}
+
+// closeReason is the reason recorded with closeCode. On the loop.
+func (w *wsConn) closeReason() string {
+	if w.rare == nil {
+		return ""
+	}
+	return w.rare.closeReason
+}
+
+// pingSentAt is the tick of the outstanding ping, 0 for none; open connections only.
+func (w *wsConn) pingSentAt() int64 { return w.deadline }
+
+func (w *wsConn) setPingSentAt(tick int64) { w.deadline = tick }
 
 // Name implements conntable.Transport.
 func (w *wsConn) Name() string { return "ws" }
@@ -235,7 +282,7 @@ func (w *wsConn) startClose(code int, reason string) {
 	}
 	w.closing.Store(true)
 	w.state = stateClosing
-	w.closeCode, w.closeReason = code, reason
+	w.setClose(code, reason)
 	w.write(wsframe.AppendClose(w.loop.scratch(), code, reason))
 	w.deadline = w.loop.wheel.Now() + w.loop.srv.ticks(w.loop.srv.opts.CloseTimeout)
 	w.loop.wheel.Schedule(w, w.deadline)
@@ -251,7 +298,7 @@ func (w *wsConn) fail(code int, reason string) {
 		w.write(wsframe.AppendClose(w.loop.scratch(), code, reason))
 	}
 	if w.closeCode == 0 || w.state == stateOpen {
-		w.closeCode, w.closeReason = code, reason
+		w.setClose(code, reason)
 	}
 	w.shut()
 }
@@ -270,7 +317,7 @@ func (w *wsConn) shut() {
 // backend hears code 1006 with the reason.
 func (w *wsConn) failAbnormal(reason string) {
 	if w.state == stateOpen || w.state == stateClosing {
-		w.closeCode, w.closeReason = conntable.CloseAbnormal, reason
+		w.setClose(conntable.CloseAbnormal, reason)
 	}
 	w.shut()
 }
@@ -314,36 +361,37 @@ func (w *wsConn) timer() {
 	// Open: a client that reads nothing for WriteTimeout is stuck.
 	next := now + s.ticks(s.opts.PingInterval)
 	if out := w.gc.OutboundBuffered(); out > 0 {
-		if w.stuckSince == 0 || out < w.lastOutSize {
-			w.stuckSince = now
+		r := w.rareState()
+		if r.stuckSince == 0 || out < r.lastOutSize {
+			r.stuckSince = now
 		}
-		w.lastOutSize = out
-		if now-w.stuckSince >= s.ticks(s.opts.WriteTimeout) {
+		r.lastOutSize = out
+		if now-r.stuckSince >= s.ticks(s.opts.WriteTimeout) {
 			w.failAbnormal("write timeout")
 			return
 		}
 		next = min(next, now+max(s.ticks(s.opts.WriteTimeout)/4, 1))
-	} else {
-		w.stuckSince, w.lastOutSize = 0, 0
+	} else if w.rare != nil {
+		w.rare.stuckSince, w.rare.lastOutSize = 0, 0
 	}
 
 	// Liveness: any bytes from the client count as an answer to our ping.
-	if w.pingSentAt != 0 && w.lastRead >= w.pingSentAt {
-		w.pingSentAt = 0
+	if w.pingSentAt() != 0 && w.lastRead >= w.pingSentAt() {
+		w.setPingSentAt(0)
 	}
 	switch {
-	case w.pingSentAt != 0:
-		if now-w.pingSentAt >= s.ticks(s.opts.PingTimeout) {
+	case w.pingSentAt() != 0:
+		if now-w.pingSentAt() >= s.ticks(s.opts.PingTimeout) {
 			w.failAbnormal("ping timeout")
 			return
 		}
-		next = min(next, w.pingSentAt+s.ticks(s.opts.PingTimeout))
+		next = min(next, w.pingSentAt()+s.ticks(s.opts.PingTimeout))
 	case now-w.lastRead >= s.ticks(s.opts.PingInterval):
 		// A client whose outbound bound is full gets no ping: it is stuck, not silent, and
 		// the write timeout above judges it.
 		if w.fits(wsframe.FrameSize(0)) {
 			w.write(wsframe.AppendFrame(w.loop.scratch(), wsframe.OpPing, nil))
-			w.pingSentAt = now
+			w.setPingSentAt(now)
 			next = min(next, now+s.ticks(s.opts.PingTimeout))
 		}
 	default:

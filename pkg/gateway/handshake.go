@@ -39,7 +39,7 @@ func (s *Server) handshake(w *wsConn, buf []byte) int {
 		s.respond(w, 404, "", "not found\n")
 		return 0
 	}
-	accept, err := wsframe.CheckUpgrade(&req)
+	accept, err := wsframe.CheckUpgradeAccept(&req)
 	if err != nil {
 		s.refuse(w, err, "bad_upgrade")
 		return 0
@@ -61,15 +61,15 @@ func (s *Server) handshake(w *wsConn, buf []byte) int {
 	w.conn = s.opts.Hub.NewConn(w, w.gc.RemoteAddr(), headers, path) // gnet's address, already allocated
 	// With a Linker the upstream answers the upgrade (link.go).
 	if s.opts.Linker != nil {
-		s.startLink(w, accept, offeredProtocols(&req))
+		s.startLink(w, string(accept[:]), offeredProtocols(&req))
 		return n
 	}
 	proto := s.pickSubprotocol(&req)
 	if s.opts.Authorizer != nil {
-		s.startAuthorize(w, accept, proto)
+		s.startAuthorize(w, string(accept[:]), proto)
 		return n
 	}
-	s.open(w, accept, proto)
+	s.open(w, string(accept[:]), proto) // open keeps no reference: the string stays on the stack
 	return n
 }
 
@@ -77,9 +77,11 @@ func (s *Server) handshake(w *wsConn, buf []byte) int {
 // In that order a failed write, whose OnClose may run inside Write, finds the connection
 // registered and unregisters it: nothing closed stays in the table. On the loop.
 func (s *Server) open(w *wsConn, accept, proto string) {
-	w.dec.MaxMessage = s.opts.MaxMessageSize
 	w.state = stateOpen
-	w.loop.wheel.Schedule(w, w.loop.wheel.Now()+s.ticks(s.opts.PingInterval))
+	w.setPingSentAt(0) // deadline was the handshake's: an open connection has a ping at most
+	// The handshake deadline's entry, when due first, serves as the first ping check (timer
+	// works out the next from the connection's state): an idle connection keeps one entry.
+	w.loop.wheel.ScheduleBy(w, w.loop.wheel.Now()+s.ticks(s.opts.PingInterval))
 	s.opts.Hub.Open(w.conn)
 	w.write(wsframe.AppendUpgradeResponse(w.loop.scratch(), accept, proto))
 }

@@ -75,12 +75,12 @@ func (s *Server) linkDeadline(w *wsConn) int64 {
 
 // startLink parks w and links its connection off the loop. On the loop.
 func (s *Server) startLink(w *wsConn, accept string, offered []string) {
-	w.authz = &authorizing{conn: w.conn, accept: accept}
+	w.rareState().authz = &authorizing{conn: w.conn, accept: accept}
 	w.conn = nil // not open: OnClose must not report it, Close and Send must not reach it
 	w.state = stateAuthorizing
 	w.deadline = s.linkDeadline(w)
 	w.loop.wheel.Schedule(w, w.deadline)
-	a := w.authz
+	a := w.rare.authz
 	go func() {
 		res := s.opts.Linker.Link(a.conn, backend.LinkRequest{Protocols: offered})
 		err := w.loop.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
@@ -96,7 +96,7 @@ func (s *Server) startLink(w *wsConn, accept string, offered []string) {
 // linked applies the link's result: the 101 with the upstream's subprotocol, or its status.
 // A link the client did not wait for is released. On the loop.
 func (s *Server) linked(w *wsConn, a *authorizing, res backend.LinkResult) {
-	if w.state != stateAuthorizing || w.authz != a {
+	if w.state != stateAuthorizing || w.authorizing() != a {
 		if res.Linked() {
 			s.opts.Hub.Abandoned(a.conn, &hub.Ticket{}, conntable.CloseAbnormal, "client left before the upgrade completed")
 		}
@@ -106,7 +106,7 @@ func (s *Server) linked(w *wsConn, a *authorizing, res backend.LinkResult) {
 		s.refuse(w, &wsframe.HTTPError{Status: res.Status, Reason: res.Reason}, "upstream")
 		return
 	}
-	w.authz = nil
+	w.rare.authz = nil
 	w.conn = a.conn
 	s.open(w, a.accept, res.Subprotocol)
 	_ = w.gc.Wake(nil) // frames the client pipelined behind its request fire no OnTraffic of their own

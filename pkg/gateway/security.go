@@ -72,10 +72,10 @@ type authorizing struct {
 // startAuthorize parks w (its frames stay in gnet's buffer) and asks the backend off the
 // loop. The handshake deadline keeps running on the wheel. On the loop.
 func (s *Server) startAuthorize(w *wsConn, accept, proto string) {
-	w.authz = &authorizing{conn: w.conn, accept: accept, proto: proto}
+	w.rareState().authz = &authorizing{conn: w.conn, accept: accept, proto: proto}
 	w.conn = nil // not open: OnClose must not report it, Close and Send must not reach it
 	w.state = stateAuthorizing
-	a := w.authz
+	a := w.rare.authz
 	deadline := time.Now().Add(time.Duration(w.deadline-w.loop.wheel.Now()) * s.tick)
 	go func() {
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
@@ -110,7 +110,7 @@ func backendMayHold(status int, err error) bool {
 // cannot open it, still owes the backend a disconnect when the backend may hold state for
 // the connection: every connect it saw gets exactly one disconnect. On the loop.
 func (s *Server) authorized(w *wsConn, a *authorizing, status int, err error) {
-	if w.state != stateAuthorizing || w.authz != a {
+	if w.state != stateAuthorizing || w.authorizing() != a {
 		if backendMayHold(status, err) {
 			s.opts.Hub.Abandoned(a.conn, &hub.Ticket{}, conntable.CloseAbnormal, "client left before the upgrade completed")
 		}
@@ -122,12 +122,12 @@ func (s *Server) authorized(w *wsConn, a *authorizing, status int, err error) {
 		s.opts.Hub.Abandoned(a.conn, &w.ticket, conntable.CloseAbnormal, "handshake timeout")
 		s.respond(w, 408, "", "handshake timeout\n")
 	case err != nil:
-		s.log.Warn().Str("connection_id", w.authz.conn.ID).Err(err).Msg("connect authorization failed")
+		s.log.Warn().Str("connection_id", a.conn.ID).Err(err).Msg("connect authorization failed")
 		s.refuse(w, &wsframe.HTTPError{Status: 503, Reason: "backend unavailable", Header: "Retry-After: 1\r\n"}, "authorize_error")
 	case status >= 200 && status < 300:
 		// Even while draining: the backend said yes, so the connection opens and the hub
 		// closes it with 1001 at once, and the backend gets its disconnect the usual way.
-		w.authz = nil
+		w.rare.authz = nil
 		w.conn = a.conn
 		s.open(w, a.accept, a.proto)
 		// Bytes the client pipelined behind its request fire no OnTraffic of their own.

@@ -209,11 +209,13 @@ func (s *Server) OnClose(c gnet.Conn, err error) gnet.Action {
 	w.loop.wheel.Cancel(w)
 	s.pollConnClosed(w)
 	if w.conn == nil {
-		w.authz = nil // a verdict still on its way finds the connection gone (security.go)
+		if w.rare != nil {
+			w.rare.authz = nil // a verdict still on its way finds the connection gone (security.go)
+		}
 		s.opts.Hub.Release(&w.ticket)
 		return gnet.None
 	}
-	code, reason := w.closeCode, w.closeReason
+	code, reason := int(w.closeCode), w.closeReason()
 	if code == 0 {
 		code, reason = conntable.CloseAbnormal, "connection lost"
 		if err != nil && !errors.Is(err, net.ErrClosed) {
@@ -223,7 +225,7 @@ func (s *Server) OnClose(c gnet.Conn, err error) gnet.Action {
 	s.opts.Hub.Closed(w.conn, &w.ticket, code, reason)
 	// The wheel may hold w until its slot comes round (up to a ping interval): let go of
 	// what it points to, so a burst of short connections does not stay in the heap.
-	w.conn, w.dec, w.closeReason = nil, wsframe.Decoder{}, ""
+	w.conn, w.dec, w.rare = nil, wsframe.Stream{}, nil
 	return gnet.None
 }
 
@@ -287,7 +289,7 @@ func (s *Server) read(w *wsConn) gnet.Action {
 		return gnet.None
 	}
 	for consumed < len(buf) && (w.state == stateOpen || w.state == stateClosing) {
-		ev, n, err := w.dec.Next(buf[consumed:])
+		ev, n, err := w.dec.Next(buf[consumed:], s.opts.MaxMessageSize, false)
 		if err != nil {
 			var ce *wsframe.CloseError
 			errors.As(err, &ce)
@@ -360,7 +362,7 @@ func (s *Server) message(w *wsConn, ev wsframe.Event) {
 // handshake, then the TCP close either way.
 func (s *Server) peerClosed(w *wsConn, ev wsframe.Event) {
 	if w.state == stateOpen {
-		w.closeCode, w.closeReason = ev.Code, ev.Reason
+		w.setClose(ev.Code, ev.Reason)
 		echo := ev.Code
 		if echo == conntable.CloseNoStatus {
 			echo = 0

@@ -30,8 +30,8 @@ type Options struct {
 	MaxConnections      int
 	MaxConnectionsPerIP int
 
-	// NewID makes connection ids; nil: conntable.NewID. A cluster sets one that tags ids
-	// with the instance (conntable.NewTaggedID).
+	// NewID makes connection ids; nil: random ones (conntable.NewConn). A cluster sets one
+	// that tags ids with the instance (conntable.NewTaggedID).
 	NewID func() string
 
 	Table   *conntable.Table
@@ -47,28 +47,32 @@ type Hub struct {
 	draining atomic.Bool
 
 	perIPMu sync.Mutex
-	perIP   map[string]int
+	perIP   map[string]*ipCount
+}
+
+// ipCount is one address's connections against the per-IP limit; every ticket from that
+// address points to it.
+type ipCount struct {
+	ip string
+	n  int
 }
 
 // New returns a Hub.
 func New(opts Options) *Hub {
-	if opts.NewID == nil {
-		opts.NewID = conntable.NewID
-	}
-	return &Hub{opts: opts, perIP: make(map[string]int)}
+	return &Hub{opts: opts, perIP: make(map[string]*ipCount)}
 }
 
 // Ticket is a connection's slot against the limits, from Admit until Release or Closed.
-// The zero Ticket holds nothing. It is one string, so an idle connection pays 16 bytes.
+// The zero Ticket holds nothing. It is one pointer, so an idle connection pays 8 bytes.
 type Ticket struct {
-	ip string // the address counted against the per-IP limit, anyIP when that is off, "" when released
+	ip *ipCount // the address's count against the per-IP limit, anyIP when that is off, nil when released
 }
 
 // anyIP marks a held ticket that counts against no per-IP limit.
-const anyIP = "*"
+var anyIP = &ipCount{ip: "*"}
 
 // Held reports whether t holds a slot.
-func (t Ticket) Held() bool { return t.ip != "" }
+func (t Ticket) Held() bool { return t.ip != nil }
 
 // Admit reserves a slot for a new connection from remote, or says why not.
 func (h *Hub) Admit(remote net.Addr) (Ticket, error) {
@@ -79,48 +83,53 @@ func (h *Hub) Admit(remote net.Addr) (Ticket, error) {
 		h.admitted.Add(-1)
 		return Ticket{}, ErrMaxConnections
 	}
-	t := Ticket{ip: anyIP}
-	if max := h.opts.MaxConnectionsPerIP; max > 0 {
-		t.ip = remoteIP(remote)
-		h.perIPMu.Lock()
-		defer h.perIPMu.Unlock()
-		if h.perIP[t.ip] >= max {
-			h.admitted.Add(-1)
-			return Ticket{}, ErrMaxPerIP
-		}
-		h.perIP[t.ip]++
+	max := h.opts.MaxConnectionsPerIP
+	if max <= 0 {
+		return Ticket{ip: anyIP}, nil
 	}
-	return t, nil
+	ip := remoteIP(remote)
+	h.perIPMu.Lock()
+	defer h.perIPMu.Unlock()
+	c := h.perIP[ip]
+	if c == nil {
+		c = &ipCount{ip: ip}
+		h.perIP[ip] = c
+	}
+	if c.n >= max {
+		h.admitted.Add(-1)
+		return Ticket{}, ErrMaxPerIP
+	}
+	c.n++
+	return Ticket{ip: c}, nil
 }
 
 // Release gives back a ticket's slot; releasing a zero or released ticket does nothing.
 func (h *Hub) Release(t *Ticket) {
-	ip := t.ip
-	if ip == "" {
+	c := t.ip
+	if c == nil {
 		return
 	}
-	t.ip = ""
+	t.ip = nil
 	h.admitted.Add(-1)
-	if ip == anyIP {
+	if c == anyIP {
 		return
 	}
 	h.perIPMu.Lock()
-	if h.perIP[ip]--; h.perIP[ip] <= 0 {
-		delete(h.perIP, ip)
+	if c.n--; c.n <= 0 {
+		delete(h.perIP, c.ip)
 	}
 	h.perIPMu.Unlock()
 }
 
 // NewConn builds the record of a connection about to open.
 func (h *Hub) NewConn(t conntable.Transport, remote net.Addr, headers [][2]string, path string) *conntable.Conn {
-	return &conntable.Conn{
-		ID:          h.opts.NewID(),
-		ConnectedAt: time.Now().UnixNano(),
-		RemoteAddr:  remote,
-		Transport:   t,
-		Headers:     headers,
-		Path:        path,
+	c := conntable.NewConn(h.opts.NewID)
+	c.ConnectedAt = time.Now().UnixNano()
+	c.RemoteAddr, c.Transport = remote, t
+	if headers != nil || path != "" {
+		c.Request = &conntable.Request{Headers: headers, Path: path}
 	}
+	return c
 }
 
 // Open announces c to the backend, then makes it reachable through the table (the backend
@@ -128,7 +137,7 @@ func (h *Hub) NewConn(t conntable.Transport, remote net.Addr, headers [][2]strin
 // drain runs is closed with 1001 at once: either Drain's sweep or this check sees it.
 func (h *Hub) Open(c *conntable.Conn) {
 	h.opts.Backend.Opened(c)
-	c.Headers, c.Path = nil, "" // the backend has taken what it needs; an idle connection keeps no request
+	c.Request = nil // the backend has taken what it needs; an idle connection keeps no request
 	h.opts.Table.Add(c)
 	if h.draining.Load() {
 		c.Transport.Close(conntable.CloseGoingAway, "server shutting down")

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"unsafe"
 
 	"github.com/rs/zerolog"
 
@@ -76,6 +77,28 @@ func TestAdmissionLimits(t *testing.T) {
 	}
 	h.Release(&a2)
 	h.Release(&b1)
+	h.perIPMu.Lock()
+	left := len(h.perIP)
+	h.perIPMu.Unlock()
+	if left != 1 { // 10.0.0.1's fourth connection
+		t.Fatalf("%d addresses counted after their tickets were released, want 1", left)
+	}
+}
+
+// Every connection holds a ticket: one pointer, not an address string.
+func TestTicketSize(t *testing.T) {
+	if s := unsafe.Sizeof(Ticket{}); s != 8 {
+		t.Errorf("a Ticket is %d bytes, want 8", s)
+	}
+	h, _ := newHub(0, 0)
+	tk, err := h.Admit(addr("10.0.0.1", 1))
+	if err != nil || !tk.Held() {
+		t.Fatalf("admitted without a per-IP limit: held %v, %v", tk.Held(), err)
+	}
+	h.Release(&tk)
+	if tk.Held() || h.Admitted() != 0 {
+		t.Fatalf("released: held %v, admitted %d", tk.Held(), h.Admitted())
+	}
 }
 
 func TestClosedOnceAndDrainReachesLateOpens(t *testing.T) {
@@ -84,7 +107,7 @@ func TestClosedOnceAndDrainReachesLateOpens(t *testing.T) {
 	tk, _ := h.Admit(addr("127.0.0.1", 1))
 	c := h.NewConn(ft, addr("127.0.0.1", 1), [][2]string{{"x", "y"}}, "/ws?token=1")
 	h.Open(c)
-	if c.Headers != nil || c.Path != "" {
+	if c.Request != nil || c.Headers() != nil || c.Path() != "" {
 		t.Fatal("the request is kept after the backend saw it")
 	}
 	h.Closed(c, &tk, 1000, "")

@@ -56,6 +56,64 @@ func TestStallLongerThanTheWheelFiresLate(t *testing.T) {
 	}
 }
 
+// More items in one slot than a chunk holds: all fire, in the order they were scheduled.
+func TestManyInOneSlot(t *testing.T) {
+	var wh Wheel[*item]
+	items := make([]*item, 3*chunkLen+7)
+	for i := range items {
+		items[i] = &item{}
+		wh.Schedule(items[i], 3)
+	}
+	var fired []*item
+	wh.Advance(3, func(it *item) { fired = append(fired, it) })
+	if len(fired) != len(items) {
+		t.Fatalf("%d of %d fired", len(fired), len(items))
+	}
+	for i := range items {
+		if fired[i] != items[i] {
+			t.Fatalf("item %d fired out of order", i)
+		}
+	}
+}
+
+// ScheduleBy keeps a live timer due by its tick and adds no entry; a later or no timer is
+// replaced.
+func TestScheduleBy(t *testing.T) {
+	var wh Wheel[*item]
+	a, b, c := &item{}, &item{}, &item{}
+	wh.Schedule(a, 5)
+	wh.ScheduleBy(a, 9) // 5 is earlier: kept
+	wh.Schedule(b, 9)
+	wh.ScheduleBy(b, 4) // brought forward
+	wh.ScheduleBy(c, 7) // none yet
+	if a.At() != 5 || b.At() != 4 || c.At() != 7 {
+		t.Fatalf("ticks %d %d %d, want 5 4 7", a.At(), b.At(), c.At())
+	}
+	if n := wh.slots[9].head; n != nil && n.n != 1 {
+		t.Fatalf("slot 9 holds %d entries, want b's stale one", n.n)
+	}
+}
+
+// Idle connections reschedule their ping check every interval. Once the wheel has carried a
+// load, rescheduling it again costs no allocation: swept chunks are filled again (a slot
+// slice regrew from nothing each round, leaving its old copies behind).
+func TestRescheduleDoesNotAllocate(t *testing.T) {
+	var wh Wheel[*item]
+	items := make([]*item, 5000)
+	for i := range items {
+		items[i] = &item{}
+		wh.Schedule(items[i], int64(1+i%4))
+	}
+	round := func() {
+		now := wh.Now()
+		wh.Advance(now+4, func(it *item) { wh.Schedule(it, wh.Now()+4) })
+	}
+	round()
+	if allocs := testing.AllocsPerRun(10, round); allocs > 0 {
+		t.Errorf("a round of 5,000 reschedules made %.0f allocations, want 0", allocs)
+	}
+}
+
 func BenchmarkScheduleAdvance(b *testing.B) {
 	var wh Wheel[*item]
 	items := make([]*item, 1024)

@@ -19,8 +19,7 @@ func auditConn(c *conntable.Conn, log zerolog.Logger) *conntable.Conn {
 		ConnectedAt: c.ConnectedAt,
 		RemoteAddr:  c.RemoteAddr,
 		Transport:   auditTransport{name: c.Transport.Name(), id: c.ID, log: log},
-		Headers:     c.Headers,
-		Path:        c.Path,
+		Request:     c.Request,
 	}
 }
 

@@ -158,7 +158,7 @@ func (b *Backend) Link(c *conntable.Conn, req backend.LinkRequest) backend.LinkR
 		}
 	}
 	if b.opts.PassPath {
-		t = t.withClientPath(c.Path, req.Poll)
+		t = t.withClientPath(c.Path(), req.Poll)
 	}
 	d, res, err := b.dial(t, c, req.Protocols)
 	b.m.dials.WithLabelValues(statusText(res.Status)).Inc()

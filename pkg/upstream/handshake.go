@@ -144,7 +144,7 @@ func (b *Backend) appendRequest(dst []byte, t *target, c *conntable.Conn, key st
 		dst = appendHeader(dst, "Authorization", t.auth)
 	}
 	var xff string
-	for _, h := range c.Headers {
+	for _, h := range c.Headers() {
 		name, value := h[0], h[1]
 		if name == "x-forwarded-for" {
 			xff = value

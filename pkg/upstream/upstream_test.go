@@ -71,8 +71,8 @@ func TestRequestHeaders(t *testing.T) {
 	b := &Backend{opts: Options{ForwardHeaders: []string{"authorization", "x-a", "sec-websocket-key", "host"}}}
 	tg, _ := parseTarget("ws://up:81/p?q=1")
 	c := &conntable.Conn{ID: "0123456789abcdef0123456789abcdef", RemoteAddr: &net.TCPAddr{IP: net.IPv4(10, 0, 0, 9), Port: 5},
-		Headers: [][2]string{{"host", "relay"}, {"authorization", "Bearer x"}, {"x-a", "1"}, {"x-b", "2"},
-			{"sec-websocket-key", "client-key"}, {"x-forwarded-for", "1.2.3.4"}}}
+		Request: &conntable.Request{Headers: [][2]string{{"host", "relay"}, {"authorization", "Bearer x"}, {"x-a", "1"}, {"x-b", "2"},
+			{"sec-websocket-key", "client-key"}, {"x-forwarded-for", "1.2.3.4"}}}}
 	req := string(b.appendRequest(nil, tg, c, "k==", []string{"a", "b"}))
 	for _, want := range []string{"GET /p?q=1 HTTP/1.1\r\nHost: up:81\r\n", "Sec-WebSocket-Key: k==\r\n", "Sec-WebSocket-Protocol: a, b\r\n",
 		"authorization: Bearer x\r\n", "x-a: 1\r\n", "X-Forwarded-For: 1.2.3.4, 10.0.0.9\r\n", "X-SocketDock-Connection-Id: " + c.ID + "\r\n\r\n"} {

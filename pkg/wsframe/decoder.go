@@ -41,7 +41,14 @@ type Event struct {
 type Decoder struct {
 	MaxMessage int  // largest message in bytes; 0 means no limit
 	FromServer bool // decode a server's frames (the relay as a client): unmasked, and a masked one is an error
-	a          *assembly
+	s          Stream
+}
+
+// Stream is a Decoder without its settings, for a caller that keeps them once for many
+// streams (the gateway: one pointer per idle connection): the same limit and direction
+// must be passed to every Next of one stream. The zero value is ready.
+type Stream struct {
+	a *assembly
 }
 
 // assembly is a message arriving in pieces: fragments, or a frame not yet all here.
@@ -59,13 +66,22 @@ type assembly struct {
 // Next consumes a prefix of b (n bytes) and returns the first event found in it. Callers loop
 // while n > 0 or ev.Kind != NeedMore. After an error the stream is unusable.
 func (d *Decoder) Next(b []byte) (ev Event, n int, err error) {
+	return d.s.Next(b, d.MaxMessage, d.FromServer)
+}
+
+// Buffered is the size of the message being assembled.
+func (d *Decoder) Buffered() int { return d.s.Buffered() }
+
+// Next is Decoder.Next with the decoder's settings: maxMessage as Decoder.MaxMessage,
+// fromServer as Decoder.FromServer.
+func (d *Stream) Next(b []byte, maxMessage int, fromServer bool) (ev Event, n int, err error) {
 	a := d.a
 	if a == nil || !a.inFrame {
-		h, hn, err := parseHeader(b, d.FromServer)
+		h, hn, err := parseHeader(b, fromServer)
 		if err != nil || hn == 0 {
 			return ev, 0, err
 		}
-		if err := d.admit(h); err != nil {
+		if err := d.admit(h, maxMessage); err != nil {
 			return ev, 0, err
 		}
 		if h.OpCode.IsControl() {
@@ -132,7 +148,7 @@ func unmask(p []byte, h ws.Header, offset int) {
 }
 
 // admit checks a header against the message state and the size limit.
-func (d *Decoder) admit(h ws.Header) error {
+func (d *Stream) admit(h ws.Header, maxMessage int) error {
 	fragmented, buffered := d.a != nil, d.Buffered()
 	switch {
 	case h.OpCode.IsControl():
@@ -141,14 +157,14 @@ func (d *Decoder) admit(h ws.Header) error {
 		return errNoContinue
 	case h.OpCode != OpContinuation && fragmented:
 		return errContinue
-	case d.MaxMessage > 0 && h.Length > int64(d.MaxMessage-buffered):
+	case maxMessage > 0 && h.Length > int64(maxMessage-buffered):
 		return errMessageTooBig
 	}
 	return nil
 }
 
 // Buffered is the size of the message being assembled.
-func (d *Decoder) Buffered() int {
+func (d *Stream) Buffered() int {
 	if d.a == nil {
 		return 0
 	}

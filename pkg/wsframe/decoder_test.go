@@ -6,6 +6,7 @@ import (
 	"errors"
 	"testing"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/socketdock/socketdock/pkg/conntable"
 )
@@ -169,6 +170,31 @@ func TestDecoderRejectsTooBigBeforeBuffering(t *testing.T) {
 	var ce *CloseError
 	if !errors.As(err, &ce) || ce.Code != conntable.CloseTooBig || d.Buffered() != 0 {
 		t.Fatalf("err %v, buffered %d", err, d.Buffered())
+	}
+}
+
+// A Stream is the decoder's state alone, one pointer; its settings come with each Next.
+func TestStreamTakesItsSettingsPerCall(t *testing.T) {
+	if n := unsafe.Sizeof(Stream{}); n != unsafe.Sizeof(uintptr(0)) {
+		t.Errorf("Stream is %d bytes, want one pointer", n)
+	}
+	var s Stream
+	first := clientFrame(false, 0x1, []byte("hel"))
+	if _, n, err := s.Next(first, 5, false); err != nil || n != len(first) || s.Buffered() != 3 {
+		t.Fatalf("first fragment: n %d err %v buffered %d", n, err, s.Buffered())
+	}
+	var ce *CloseError
+	if _, _, err := s.Next(clientFrame(true, 0x0, []byte("lo!")), 5, false); !errors.As(err, &ce) || ce.Code != conntable.CloseTooBig {
+		t.Fatalf("6 bytes against a limit of 5: err %v", err)
+	}
+	var ok Stream
+	ok.Next(clientFrame(false, 0x1, []byte("hel")), 6, false) // Next unmasks in place: a fresh frame
+	ev, _, err := ok.Next(clientFrame(true, 0x0, []byte("lo!")), 6, false)
+	if err != nil || ev.Kind != Message || string(ev.Payload) != "hello!" {
+		t.Fatalf("event %+v err %v", ev, err)
+	}
+	if _, _, err := ok.Next(clientFrame(true, 0x2, []byte("x")), 6, true); err == nil {
+		t.Fatal("a masked frame read as a server's was accepted")
 	}
 }
 

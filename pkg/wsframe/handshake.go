@@ -242,24 +242,42 @@ func IsToken[T string | []byte](s T) bool {
 // CheckUpgrade validates a WebSocket opening handshake (RFC 6455 §4.2.1) and returns the
 // Sec-WebSocket-Accept value for it.
 func CheckUpgrade(r *Request) (accept string, err error) {
+	a, err := CheckUpgradeAccept(r)
+	if err != nil {
+		return "", err
+	}
+	return string(a[:]), nil
+}
+
+// CheckUpgradeAccept is CheckUpgrade with the Sec-WebSocket-Accept value in an array: it
+// allocates nothing, so an upgrade leaves no garbage behind here.
+func CheckUpgradeAccept(r *Request) (accept [28]byte, err error) {
 	if r.Method != "GET" {
-		return "", &HTTPError{Status: 405, Reason: "method not allowed", Header: "Allow: GET\r\n"}
+		return accept, &HTTPError{Status: 405, Reason: "method not allowed", Header: "Allow: GET\r\n"}
 	}
 	if !HasToken(r.Get("upgrade"), "websocket") || !HasToken(r.Get("connection"), "upgrade") {
-		return "", &HTTPError{Status: 426, Reason: "websocket upgrade required",
+		return accept, &HTTPError{Status: 426, Reason: "websocket upgrade required",
 			Header: "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"}
 	}
 	if r.Get("host") == "" {
-		return "", &HTTPError{Status: 400, Reason: "missing Host header"}
+		return accept, &HTTPError{Status: 400, Reason: "missing Host header"}
 	}
 	if r.Get("sec-websocket-version") != "13" {
-		return "", &HTTPError{Status: 426, Reason: "unsupported websocket version", Header: "Sec-WebSocket-Version: 13\r\n"}
+		return accept, &HTTPError{Status: 426, Reason: "unsupported websocket version", Header: "Sec-WebSocket-Version: 13\r\n"}
 	}
+	// A key is 16 bytes in base64: 24 characters with padding (a header value holds no
+	// line breaks, which the decoder would skip).
 	key := r.Get("sec-websocket-key")
-	if raw, err := base64.StdEncoding.DecodeString(key); err != nil || len(raw) != 16 {
-		return "", &HTTPError{Status: 400, Reason: "invalid Sec-WebSocket-Key"}
+	var in [24]byte
+	var raw [18]byte
+	if len(key) != len(in) {
+		return accept, &HTTPError{Status: 400, Reason: "invalid Sec-WebSocket-Key"}
 	}
-	return AcceptKey(key), nil
+	copy(in[:], key)
+	if n, err := base64.StdEncoding.Decode(raw[:], in[:]); err != nil || n != 16 {
+		return accept, &HTTPError{Status: 400, Reason: "invalid Sec-WebSocket-Key"}
+	}
+	return acceptKey(key), nil
 }
 
 // HasToken reports whether a comma-separated header value lists token (case-insensitive).
@@ -276,12 +294,16 @@ func HasToken(value, token string) bool {
 
 // AcceptKey computes Sec-WebSocket-Accept for a Sec-WebSocket-Key.
 func AcceptKey(key string) string {
+	a := acceptKey(key)
+	return string(a[:])
+}
+
+func acceptKey(key string) (out [28]byte) {
 	const guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 	var in [64 + len(guid)]byte // keys are 24 bytes; a longer one spills to the heap
 	sum := sha1.Sum(append(append(in[:0], key...), guid...))
-	var out [28]byte
 	base64.StdEncoding.Encode(out[:], sum[:])
-	return string(out[:])
+	return out
 }
 
 // AppendUpgradeResponse appends the 101 response. subprotocol may be empty.

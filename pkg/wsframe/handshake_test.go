@@ -223,3 +223,27 @@ func TestParseRequestRefusesBadBytesEarly(t *testing.T) {
 func parseOwned(b []byte, maxSize, maxHeaders int) (Request, int, error) {
 	return ParseRequestInPlace(append([]byte(nil), b...), maxSize, maxHeaders, nil)
 }
+
+// An upgrade's checks and accept value allocate nothing: every connection's handshake left
+// two small objects behind (the decoded key, the accept string) for the collector.
+func TestCheckUpgradeAcceptAllocatesNothing(t *testing.T) {
+	req := "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	r, _, err := parseOwned([]byte(req), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var accept [28]byte
+	allocs := testing.AllocsPerRun(100, func() { accept, err = CheckUpgradeAccept(&r) })
+	if err != nil || string(accept[:]) != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
+		t.Fatalf("accept %q err %v", accept, err)
+	}
+	if allocs != 0 {
+		t.Errorf("CheckUpgradeAccept made %.0f allocations, want 0", allocs)
+	}
+	for _, key := range []string{"dGhlIHNhbXBsZSBub25jZQ", "dGhlIHNhbXBsZSBub25jZQ=", "dGhlIHNhbXBsZSBub25j*Q==", "dGhlIHNhbXBsZSBub25jZQ==x", "dGhlIHNhbXBsZSBub25jZWVl", ""} {
+		r.Headers[3].Value = key // sec-websocket-key
+		if _, err := CheckUpgradeAccept(&r); err == nil {
+			t.Errorf("key %q accepted", key)
+		}
+	}
+}
