@@ -111,6 +111,13 @@ func runPollSession(base, key string, life time.Duration) *session {
 	case <-ackCh:
 		s.acked = true
 	case <-pollerDone:
+		// The ACK and the close that follows it can arrive together: when both channels are
+		// ready select picks either, and the ACK must not be lost to that draw.
+		select {
+		case <-ackCh:
+			s.acked = true
+		default:
+		}
 		return s
 	case <-time.After(15 * time.Second):
 		return s // vanishes: the relay expires the session
