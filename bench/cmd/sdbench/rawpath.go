@@ -179,9 +179,12 @@ func runRawPath(ctx context.Context, args []string) error {
 	go srv.Serve(ln)
 	defer srv.Shutdown()
 	rc.cbBase = "http://" + ln.Addr().String()
+	// Paced or not, at most one backend connection per worker (sender): a backlog waits
+	// for a connection, as the relay's bounded pool makes it wait, instead of opening
+	// thousands of sockets.
 	rc.hc = &fasthttp.HostClient{
 		Addr:                u.Host,
-		MaxConns:            slots + 16,
+		MaxConns:            *conns + 16,
 		MaxConnWaitTimeout:  *timeout,
 		ReadTimeout:         *timeout,
 		WriteTimeout:        *timeout,
