@@ -174,7 +174,7 @@ func main() {
 					paced = append(paced, s)
 				}
 			}
-			charts["latency-"+sc.ID] = bars(strings.SplitN(sc.Title, " (", 2)[0]+": latency", "milliseconds from each message's due time", paced, pacedLat)
+			charts["latency-"+sc.ID] = bars(strings.SplitN(sc.Title, " (", 2)[0]+": latency", "ms from due time", paced, pacedLat)
 		case strings.HasPrefix(sc.ID, "http-"), sc.ID == "loopback-echo", sc.ID == "poll-echo":
 			charts["latency-"+sc.ID] = bars(sc.Title+": round-trip latency", "milliseconds", subs, lat)
 			charts["throughput-"+sc.ID] = bars(sc.Title+": throughput", sc.Unit, subs, thr)
