@@ -1,6 +1,7 @@
 // Command benchchart draws the benchmark results as SVG bar charts with no
 // dependency beyond the standard library: latency percentiles of the HTTP
-// round trip and the echo, throughput ratios, and memory per idle connection.
+// round trip and the echo (closed loop, and paced at half the raw path's
+// capacity), throughput ratios, and memory per idle connection.
 //
 //	benchchart -in bench/results/latest-short.json -out bench/results
 package main
@@ -24,7 +25,9 @@ type subject struct {
 	P50       float64   `json:"p50_us"`
 	P90       float64   `json:"p90_us"`
 	P99       float64   `json:"p99_us"`
+	MaxLat    float64   `json:"max_us"`
 	Skipped   string    `json:"skipped"`
+	Paced     bool      `json:"paced"`
 }
 
 type scenario struct {
@@ -153,6 +156,7 @@ func main() {
 		{"p90", palette[1], func(s *subject) float64 { return s.P90 / 1000 }},
 		{"p99", palette[3], func(s *subject) float64 { return s.P99 / 1000 }},
 	}
+	pacedLat := append(lat[:len(lat):len(lat)], series{"max", palette[4], func(s *subject) float64 { return s.MaxLat / 1000 }})
 	thr := []series{{"median", palette[2], func(s *subject) float64 { return s.Median }}}
 	written := 0
 	for _, sc := range r.Scenarios {
@@ -162,6 +166,15 @@ func main() {
 		}
 		var charts = map[string]string{}
 		switch {
+		case strings.HasPrefix(sc.ID, "paced-"):
+			// The paced subjects only: the capacity run's latency is a closed loop's.
+			var paced []*subject
+			for _, s := range subs {
+				if s.Paced {
+					paced = append(paced, s)
+				}
+			}
+			charts["latency-"+sc.ID] = bars(strings.SplitN(sc.Title, " (", 2)[0]+": latency", "ms from due time", paced, pacedLat)
 		case strings.HasPrefix(sc.ID, "http-"), sc.ID == "loopback-echo", sc.ID == "poll-echo":
 			charts["latency-"+sc.ID] = bars(sc.Title+": round-trip latency", "milliseconds", subs, lat)
 			charts["throughput-"+sc.ID] = bars(sc.Title+": throughput", sc.Unit, subs, thr)

@@ -65,7 +65,7 @@ func main() {
 	flag.StringVar(&cfg.relay, "relay", "bin/socketdock", "SocketDock binary")
 	flag.StringVar(&cfg.tools, "tools", "bin/bench", "directory holding sdbench, refecho and refbackend")
 	flag.StringVar(&cfg.out, "out", "bench/out", "directory for results (JSON, Markdown) and server logs")
-	flag.StringVar(&only, "only", "", "comma-separated scenarios to run: loopback,http,idle,rate,scale,poll (default: all of the profile)")
+	flag.StringVar(&only, "only", "", "comma-separated scenarios to run: loopback,http,idle,rate,scale,poll,paced (default: all of the profile)")
 	flag.BoolVar(&noPP, "no-pushpin", false, "skip Pushpin even when installed")
 	flag.IntVar(&runs, "runs", 0, "runs per measurement (default 1 short, 3 full)")
 	flag.DurationVar(&dur, "duration", 0, "measured duration per echo/rate run (default 8s short, 20s full)")
@@ -90,7 +90,7 @@ func main() {
 	}
 	cfg.only = map[string]bool{}
 	if only == "" {
-		only = "loopback,http,idle,rate,poll"
+		only = "loopback,http,idle,rate,poll,paced"
 		if cfg.profile == "full" {
 			only += ",scale"
 		}
@@ -137,6 +137,7 @@ func main() {
 		{"scale", b.scenarioScale},
 		{"poll", b.scenarioPollEcho},
 		{"poll", b.scenarioPollIdle},
+		{"paced", b.scenarioPaced},
 	}
 	for _, st := range steps {
 		if !cfg.only[st.key] || ctx.Err() != nil {
@@ -263,6 +264,12 @@ func brief(sc *Scenario, r map[string]any) string {
 	s := fmt.Sprintf("%s=%.0f", sc.Metric, num(r[sc.Metric]))
 	if lat, ok := r["latency"].(map[string]any); ok {
 		s += fmt.Sprintf(" p50=%.0fµs p99=%.0fµs max=%.0fµs", num(lat["p50_us"]), num(lat["p99_us"]), num(lat["max_us"]))
+	}
+	if v := num(r["target_rate"]); v > 0 {
+		s += fmt.Sprintf(" target_rate=%.0f late_sends=%.0f/%.0f", v, num(r["late_sends"]), num(r["paced_sent"]))
+		if a, sent := num(r["paced_answered"]), num(r["paced_sent"]); a < sent {
+			s += fmt.Sprintf(" unanswered=%.0f", sent-a)
+		}
 	}
 	for _, k := range []string{"errors", "connect_errors", "mismatches", "failed", "poll_answers", "empty_polls"} {
 		if v := num(r[k]); v > 0 {

@@ -43,6 +43,9 @@ func (b *bench) markdown(elapsed time.Duration) string {
 		b.cfg.profile, b.cfg.runs, b.cfg.duration, b.cfg.warmup, runtime.NumCPU(), time.Now().UTC().Format("2006-01-02 15:04 MST"), elapsed.Round(time.Second))
 	for _, sc := range b.Scenarios {
 		fmt.Fprintf(&sb, "### %s\n\n", sc.Title)
+		if sc.Note != "" {
+			fmt.Fprintf(&sb, "%s\n\n", sc.Note)
+		}
 		fmt.Fprintf(&sb, "| subject | %s | p50 ms | p90 ms | p99 ms | max ms | errors |\n|---|---:|---:|---:|---:|---:|---:|\n", sc.Unit)
 		for _, s := range sc.Subjects {
 			name := s.Name

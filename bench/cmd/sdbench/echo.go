@@ -33,6 +33,8 @@ type EchoResult struct {
 	FirstError    string           `json:"first_error,omitempty"`
 	TargetCPUS    float64          `json:"target_cpu_s,omitempty"`
 	CPUPerMsgUS   float64          `json:"target_cpu_us_per_msg,omitempty"`
+	// Set in paced mode (-rate): target and achieved rate, late sends.
+	*benchkit.PacedStats
 }
 
 type errTally struct {
@@ -58,6 +60,8 @@ func runEcho(ctx context.Context, args []string) error {
 	frags := fs.Int("fragments", 1, "send every message as this many frames")
 	conc := fs.Int("connect-concurrency", 128, "parallel dials while connecting")
 	pidList := fs.String("pid", "", "target pid(s) whose CPU time is reported per message")
+	var pf pacedFlags
+	pf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -80,6 +84,15 @@ func runEcho(ctx context.Context, args []string) error {
 	if len(cl) == 0 {
 		benchkit.PrintResult(os.Stdout, res)
 		return fmt.Errorf("no connection: %s", connErrs.first)
+	}
+	if pf.rate > 0 {
+		err := echoPaced(ctx, cl, &res, echoPacedOpts{pacedFlags: pf, size: *size, binary: *binary,
+			frags: *frags, timeout: c.timeout, warm: *warm, dur: *dur, pids: pids})
+		closeAll(cl)
+		if err != nil {
+			return err
+		}
+		return benchkit.PrintResult(os.Stdout, res)
 	}
 
 	lat := benchkit.NewLatency(64)

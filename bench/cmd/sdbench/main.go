@@ -6,6 +6,10 @@
 //	sdbench pollecho -conns C -size S -duration D          long-poll sessions: send, poll until the echo, msgs/s
 //	sdbench rawpath -message-uri URL -conns C -size S     the HTTP path with no WebSocket (yardstick)
 //
+// echo and rawpath run closed loops, or with -rate R an open loop: R messages per
+// second spread over the C connections (workers), each on its own staggered schedule,
+// up to -window messages in flight each, latency counted from each message's due time.
+//
 // Human-readable progress goes to stderr; every run ends with exactly one
 // line "RESULT {json}" on stdout. Only loopback targets are accepted.
 package main

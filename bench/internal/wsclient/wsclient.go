@@ -20,6 +20,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -72,13 +73,14 @@ type Options struct {
 	Timeout time.Duration
 }
 
-// Conn is one client WebSocket connection. It is not safe for concurrent
-// writers; one reader and one writer goroutine may use it at the same time
-// only if pings are not answered from the reader (see HandlePing).
+// Conn is one client WebSocket connection. Writes are serialized, so one
+// reader goroutine (which answers pings) and writer goroutines may use it at
+// the same time; ReadMessage itself is for one goroutine.
 type Conn struct {
 	nc     net.Conn
 	br     *bufio.Reader
 	max    int
+	wmu    sync.Mutex // guards wbuf, prng and the writes
 	wbuf   []byte
 	prng   uint64
 	closed bool
@@ -273,6 +275,8 @@ func maskBytes(b []byte, mk [4]byte) {
 
 // WriteMessage writes one unfragmented message in one write call.
 func (c *Conn) WriteMessage(op byte, payload []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	c.wbuf = AppendFrame(c.wbuf[:0], true, op, c.nextMask(), payload)
 	_, err := c.nc.Write(c.wbuf)
 	return err
@@ -283,6 +287,8 @@ func (c *Conn) WriteFragments(op byte, payload []byte, n int) error {
 	if n < 1 {
 		n = 1
 	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	c.wbuf = c.wbuf[:0]
 	step := (len(payload) + n - 1) / n
 	if step == 0 {
