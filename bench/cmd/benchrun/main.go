@@ -40,6 +40,7 @@ type config struct {
 	scaleRelays int
 	pushpin     bool
 	basePort    int
+	pacedAt     float64 // fraction of the raw path's capacity the paced scenario runs at
 }
 
 type bench struct {
@@ -75,9 +76,14 @@ func main() {
 	flag.IntVar(&scale, "scale-conns", 250000, "connections in the scale scenario (full profile)")
 	flag.IntVar(&cfg.scaleRelays, "scale-relays", 0, "relay processes sharing the port in the scale run (default: one per 15,000 connections)")
 	flag.IntVar(&cfg.basePort, "base-port", 21000, "first port used; each server gets fresh ones above it")
+	flag.Float64Var(&cfg.pacedAt, "paced-at", 0.5, "fraction of the raw path's closed-loop capacity the paced scenario runs at (0 < f ≤ 1)")
 	flag.Parse()
 
 	cfg.runs, cfg.duration, cfg.warmup, cfg.scaleConns = runs, dur, warm, scale
+	if cfg.pacedAt <= 0 || cfg.pacedAt > 1 {
+		fmt.Fprintln(os.Stderr, "benchrun: -paced-at must be in (0, 1]")
+		os.Exit(2)
+	}
 	switch cfg.profile {
 	case "short":
 		def(&cfg.runs, 1)

@@ -9,7 +9,7 @@ import (
 
 // The latency SocketDock adds under a paced load (issue 12): in each run, the raw path's
 // capacity is measured closed loop, then the raw path and SocketDock are each paced at
-// half of it (sdbench -rate, open loop, latency from each message's due time), in
+// half of it, or the fraction -paced-at gives (sdbench -rate, open loop, latency from each message's due time), in
 // alternating order from run to run, and their p99s are compared.
 
 // pacedPath is one of the two HTTP paths: the raw yardstick and SocketDock's mode on it.
@@ -43,9 +43,13 @@ func (b *bench) scenarioPaced() error {
 }
 
 func (b *bench) scenarioPacedPath(pp pacedPath) error {
-	sc := &Scenario{ID: pp.id,
-		Title: fmt.Sprintf("Paced at half the %s capacity, %d connections × 64 B (open loop, latency from each message's due time)",
-			pp.title, b.cfg.conns),
+	id, at := pp.id, "half the"
+	if f := b.cfg.pacedAt; f != 0.5 {
+		id, at = fmt.Sprintf("%s-at-%.0f", pp.id, f*100), fmt.Sprintf("%.0f %% of the", f*100)
+	}
+	sc := &Scenario{ID: id,
+		Title: fmt.Sprintf("Paced at %s %s capacity, %d connections × 64 B (open loop, latency from each message's due time)",
+			at, pp.title, b.cfg.conns),
 		Metric: "msgs_per_s", Unit: "msgs/s"}
 	b.Scenarios = append(b.Scenarios, sc)
 	capacity := sc.subject(pp.raw+" capacity (closed loop)", true)
@@ -54,7 +58,7 @@ func (b *bench) scenarioPacedPath(pp pacedPath) error {
 	raw.Paced, sd.Paced = true, true
 	sc.latencyRatio(sd.Name, raw.Name, "p99_us", "≤ 1.5", 1.5, true)
 	sc.latencyRatio(sd.Name, raw.Name, "p50_us", "", 0, true)
-	// Both ≈ 0.5 when the paced subject kept up with its schedule.
+	// Both ≈ -paced-at when the paced subject kept up with its schedule.
 	sc.ratio(raw.Name, capacity.Name, "", 0, false)
 	sc.ratio(sd.Name, capacity.Name, "", 0, false)
 
@@ -78,7 +82,7 @@ func (b *bench) scenarioPacedPath(pp pacedPath) error {
 		rate := ""
 		if len(capacity.Values) == run+1 {
 			if c := capacity.Values[run]; c == c && c > 0 {
-				rate = strconv.FormatFloat(c/2, 'f', 0, 64)
+				rate = strconv.FormatFloat(c*b.cfg.pacedAt, 'f', 0, 64)
 			}
 		}
 		measureRaw := func() {
@@ -116,12 +120,12 @@ func (b *bench) scenarioPacedPath(pp pacedPath) error {
 		}
 	}
 	sc.finish()
-	sc.Note = pacedNote(raw, sd)
+	sc.Note = pacedNote(b.cfg.pacedAt, raw, sd)
 	return nil
 }
 
 // pacedNote says at which rates the runs were paced and how many sends were late.
-func pacedNote(subs ...*Subject) string {
+func pacedNote(at float64, subs ...*Subject) string {
 	var rates []string
 	for _, r := range subs[0].Runs {
 		if r != nil {
@@ -131,7 +135,8 @@ func pacedNote(subs ...*Subject) string {
 	if len(rates) == 0 {
 		return ""
 	}
-	note := "Paced at " + strings.Join(rates, ", ") + " msgs/s (half the run's capacity). Sends more than 1 ms late, median of runs:"
+	note := fmt.Sprintf("Paced at %s msgs/s (%.0f %% of the run's capacity). Sends more than 1 ms late, median of runs:",
+		strings.Join(rates, ", "), at*100)
 	for i, s := range subs {
 		var late []float64
 		for _, r := range s.Runs {
