@@ -38,8 +38,13 @@ type config struct {
 	idleConns   int
 	scaleConns  int
 	scaleRelays int
-	pushpin     bool
-	basePort    int
+	// scaleSettle is the wait after the connect storm before memory is read and the CPU
+	// window opens; scaleHold is that window (and the time the connections are held).
+	scaleSettle   time.Duration
+	scaleHold     time.Duration
+	scaleSubjects map[string]bool
+	pushpin       bool
+	basePort      int
 }
 
 type bench struct {
@@ -74,6 +79,9 @@ func main() {
 	flag.IntVar(&cfg.idleConns, "idle-conns", 15000, "connections in the idle-memory scenario")
 	flag.IntVar(&scale, "scale-conns", 250000, "connections in the scale scenario (full profile)")
 	flag.IntVar(&cfg.scaleRelays, "scale-relays", 0, "relay processes sharing the port in the scale run (default: one per 15,000 connections)")
+	flag.DurationVar(&cfg.scaleSettle, "scale-settle", 30*time.Second, "scale: wait after connecting (the connect storm's garbage collected) before reading memory and opening the CPU window")
+	flag.DurationVar(&cfg.scaleHold, "scale-hold", 60*time.Second, "scale: hold this long after settling, measuring CPU over it")
+	scaleSubjects := flag.String("scale-subjects", "socketdock,refecho", "scale: servers to measure (socketdock, refecho)")
 	flag.IntVar(&cfg.basePort, "base-port", 21000, "first port used; each server gets fresh ones above it")
 	flag.Parse()
 
@@ -100,6 +108,10 @@ func main() {
 	}
 	if _, err := exec.LookPath("pushpin"); err == nil && !noPP {
 		cfg.pushpin = true
+	}
+	cfg.scaleSubjects = map[string]bool{}
+	for _, s := range strings.Split(*scaleSubjects, ",") {
+		cfg.scaleSubjects[strings.TrimSpace(s)] = true
 	}
 	if cfg.scaleRelays <= 0 {
 		cfg.scaleRelays = (cfg.scaleConns + 14999) / 15000
