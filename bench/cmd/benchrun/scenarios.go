@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -424,9 +425,13 @@ func (b *bench) scenarioScale() error {
 			return nil, err
 		}
 		defer func() {
+			// In parallel: each stop may wait 3 s for its process, and there may be 70.
+			var wg sync.WaitGroup
 			for _, p := range ps {
-				b.sup.stop(p)
+				wg.Add(1)
+				go func() { defer wg.Done(); b.sup.stop(p) }()
 			}
+			wg.Wait()
 		}()
 		return hold(port, pids)
 	}

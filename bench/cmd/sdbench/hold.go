@@ -391,26 +391,30 @@ func topGrowth(before, after map[string]int64, k, conns int) map[string]float64 
 	return out
 }
 
-// waitQuiet waits until MemAvailable moves less than 16 MiB over 2 s, or max has passed.
+// waitQuiet waits until MemAvailable moves less than 16 MiB and the count of TCP sockets
+// less than 500 over 2 s (a previous run's sockets freed), or max has passed.
 func waitQuiet(ctx context.Context, max time.Duration) {
 	end := time.Now().Add(max)
 	prev, _ := benchkit.MemInfo()
+	prevSS, _ := benchkit.TCPSockstat()
 	for time.Now().Before(end) {
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(2 * time.Second):
 		}
-		cur, err := benchkit.MemInfo()
-		if err != nil || prev == nil {
+		cur, err1 := benchkit.MemInfo()
+		curSS, err2 := benchkit.TCPSockstat()
+		if err1 != nil || err2 != nil || prev == nil || prevSS == nil {
 			return
 		}
 		d := cur["MemAvailable"] - prev["MemAvailable"]
-		if d < 16<<20 && d > -16<<20 {
+		ds := curSS["alloc"] - prevSS["alloc"]
+		if d < 16<<20 && d > -16<<20 && ds < 500 && ds > -500 {
 			return
 		}
-		logf("hold: MemAvailable still moving (%+d MiB in 2 s), waiting", d>>20)
-		prev = cur
+		logf("hold: still settling from before (MemAvailable %+d MiB, TCP sockets %+d in 2 s), waiting", d>>20, ds)
+		prev, prevSS = cur, curSS
 	}
 }
 
