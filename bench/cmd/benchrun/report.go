@@ -104,6 +104,13 @@ func scaleDetails(sb *strings.Builder, sc *Scenario) {
 	}
 	for _, s := range sc.Subjects {
 		for _, r := range s.Runs {
+			if sl, ok := r["target_cpu_slices_pct"].([]any); ok && len(sl) > 0 {
+				var parts []string
+				for _, v := range sl {
+					parts = append(parts, fmt.Sprintf("%.1f", num(v)))
+				}
+				fmt.Fprintf(sb, "\n%s: server CPU per %s slice of the hold, %% of a core: %s.\n", s.Name, "20 s", strings.Join(parts, ", "))
+			}
 			if top, ok := r["slab_top_per_conn_bytes"].(map[string]any); ok && len(top) > 0 {
 				names := make([]string, 0, len(top))
 				for name := range top {

@@ -65,7 +65,9 @@ type HoldResult struct {
 	// (-pid) and the client processes (this one and its children).
 	CPUWindowS   float64 `json:"cpu_window_s,omitempty"`
 	TargetCPUPct float64 `json:"target_cpu_pct"`
-	ClientCPUPct float64 `json:"client_cpu_pct"`
+	// TargetCPUSlices is the target's CPU in each -cpu-slice of the window.
+	TargetCPUSlices []float64 `json:"target_cpu_slices_pct,omitempty"`
+	ClientCPUPct    float64   `json:"client_cpu_pct"`
 	// LowMemory says the run stopped connecting (or was ended) because MemAvailable fell
 	// below the floor; Established is then the count reached.
 	LowMemory  bool   `json:"low_memory,omitempty"`
@@ -189,6 +191,7 @@ func runHold(ctx context.Context, args []string) error {
 	maxTime := fs.Duration("max-time", 10*time.Minute, "hard bound on the whole run")
 	stopBelow := fs.Int64("stop-connecting-below", 3<<30, "MemAvailable (bytes) under which no more connections are opened; those open are held")
 	quiesce := fs.Duration("quiesce", 0, "before the first memory reading, wait (at most this long) until MemAvailable is steady: a previous run's sockets are still being freed")
+	cpuSlice := fs.Duration("cpu-slice", 20*time.Second, "the hold window's CPU is also reported per slice of this length")
 	killBelow := fs.Int64("kill-below", 2<<30, "MemAvailable (bytes) under which every client process ends at once")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -344,11 +347,19 @@ func runHold(ctx context.Context, args []string) error {
 	th := time.Now()
 	cpu0, cpuErr := benchkit.SumCPU(pids)
 	ccpu0, ccpuErr := benchkit.SumCPU(clientPIDs)
-	if *hold > 0 {
+	// The window in slices of -cpu-slice: the spread of the slices shows how steady the figure is.
+	prevT, prevCPU := th, cpu0
+	for end := th.Add(*hold); time.Now().Before(end) && runCtx.Err() == nil; {
 		select {
-		case <-time.After(*hold):
+		case <-time.After(min(*cpuSlice, time.Until(end))):
 		case <-runCtx.Done():
 		}
+		now := time.Now()
+		if c, err := benchkit.SumCPU(pids); err == nil && cpuErr == nil && len(pids) > 0 {
+			res.TargetCPUSlices = append(res.TargetCPUSlices, math.Round(1000*(c-prevCPU).Seconds()/now.Sub(prevT).Seconds())/10)
+			prevCPU = c
+		}
+		prevT = now
 	}
 	res.HeldS = time.Since(th).Seconds()
 	cpu1, err1 := benchkit.SumCPU(pids)
@@ -357,7 +368,7 @@ func runHold(ctx context.Context, args []string) error {
 		res.CPUWindowS = res.HeldS
 		res.TargetCPUPct = 100 * (cpu1 - cpu0).Seconds() / res.HeldS
 		res.ClientCPUPct = 100 * (ccpu1 - ccpu0).Seconds() / res.HeldS
-		logf("hold: CPU over %.0fs of holding: target %.1f%% of a core, clients %.1f%%", res.HeldS, res.TargetCPUPct, res.ClientCPUPct)
+		logf("hold: CPU over %.0fs of holding: target %.1f%% of a core (slices %v), clients %.1f%%", res.HeldS, res.TargetCPUPct, res.TargetCPUSlices, res.ClientCPUPct)
 	}
 	alive, answers, pongs, err := aliveFn()
 	if err != nil {
