@@ -43,6 +43,9 @@ type config struct {
 	scaleSettle   time.Duration
 	scaleHold     time.Duration
 	scaleSubjects map[string]bool
+	scaleConc     int
+	scalePerIP    int
+	scalePing     time.Duration
 	pushpin       bool
 	basePort      int
 }
@@ -81,6 +84,9 @@ func main() {
 	flag.IntVar(&cfg.scaleRelays, "scale-relays", 0, "relay processes sharing the port in the scale run (default: one per 15,000 connections)")
 	flag.DurationVar(&cfg.scaleSettle, "scale-settle", 30*time.Second, "scale: wait after connecting (the connect storm's garbage collected) before reading memory and opening the CPU window")
 	flag.DurationVar(&cfg.scaleHold, "scale-hold", 60*time.Second, "scale: hold this long after settling, measuring CPU over it")
+	flag.IntVar(&cfg.scaleConc, "scale-connect-concurrency", 64, "scale: parallel dials per client process (a storm starves the processes that must answer the first pings)")
+	flag.IntVar(&cfg.scalePerIP, "scale-per-ip", 4000, "scale: connections per source address (127.0.0.2, .3, …)")
+	flag.DurationVar(&cfg.scalePing, "scale-ping-interval", 20*time.Second, "scale: the relays' --ping-interval (20 s is their default)")
 	scaleSubjects := flag.String("scale-subjects", "socketdock,refecho", "scale: servers to measure (socketdock, refecho)")
 	flag.IntVar(&cfg.basePort, "base-port", 21000, "first port used; each server gets fresh ones above it")
 	flag.Parse()

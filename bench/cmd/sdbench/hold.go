@@ -114,6 +114,7 @@ func (h *holder) connect(ctx context.Context, c *common, n, offset, conc int) {
 			if err != nil {
 				h.errs.add(err)
 			}
+			h.idler.Poll()
 			return
 		}
 		h.alive.Add(1)

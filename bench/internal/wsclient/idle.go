@@ -13,14 +13,15 @@ import (
 // is split across reads), where a reader goroutine per connection costs a stack and a
 // buffer: this is what lets one machine hold hundreds of thousands of client sockets.
 type Idler struct {
-	epfd  int
-	alive atomic.Int64
-	pongs atomic.Int64
-	mu    sync.Mutex
-	fds   map[int32]*idleState // every open descriptor; state only while a frame is split
-	prng  uint64
-	buf   [4096]byte
-	wbuf  []byte
+	epfd   int
+	alive  atomic.Int64
+	pongs  atomic.Int64
+	mu     sync.Mutex
+	fds    map[int32]*idleState // every open descriptor; state only while a frame is split
+	prng   uint64
+	buf    [4096]byte
+	events [64]syscall.EpollEvent // Poll's
+	wbuf   []byte
 }
 
 // idleState is what is left of a frame split across reads.
@@ -81,6 +82,24 @@ func (d *Idler) Run(stop <-chan struct{}) {
 			d.readable(int(events[i].Fd))
 		}
 		d.mu.Unlock()
+	}
+}
+
+// Poll serves what is ready now, unless another goroutine is serving. Goroutines busy
+// opening more connections call it after each one: the Go scheduler shares a process's CPU
+// among its runnable goroutines, so during a connect storm Run alone (one goroutine among
+// hundreds of dialers) answers pings too late and the server drops the connections.
+func (d *Idler) Poll() {
+	if !d.mu.TryLock() {
+		return
+	}
+	defer d.mu.Unlock()
+	n, err := syscall.EpollWait(d.epfd, d.events[:], 0)
+	if err != nil {
+		return
+	}
+	for i := 0; i < n; i++ {
+		d.readable(int(d.events[i].Fd))
 	}
 }
 
