@@ -38,9 +38,17 @@ type config struct {
 	idleConns   int
 	scaleConns  int
 	scaleRelays int
-	pushpin     bool
-	basePort    int
-	pacedAt     float64 // fraction of the raw path's capacity the paced scenario runs at
+	// scaleSettle is the wait after the connect storm before memory is read and the CPU
+	// window opens; scaleHold is that window (and the time the connections are held).
+	scaleSettle   time.Duration
+	scaleHold     time.Duration
+	scaleSubjects map[string]bool
+	scaleConc     int
+	scalePerIP    int
+	scalePing     time.Duration
+	pushpin       bool
+	basePort      int
+	pacedAt       float64 // fraction of the raw path's capacity the paced scenario runs at
 }
 
 type bench struct {
@@ -75,6 +83,12 @@ func main() {
 	flag.IntVar(&cfg.idleConns, "idle-conns", 15000, "connections in the idle-memory scenario")
 	flag.IntVar(&scale, "scale-conns", 250000, "connections in the scale scenario (full profile)")
 	flag.IntVar(&cfg.scaleRelays, "scale-relays", 0, "relay processes sharing the port in the scale run (default: one per 15,000 connections)")
+	flag.DurationVar(&cfg.scaleSettle, "scale-settle", 30*time.Second, "scale: wait after connecting (the connect storm's garbage collected) before reading memory and opening the CPU window")
+	flag.DurationVar(&cfg.scaleHold, "scale-hold", 60*time.Second, "scale: hold this long after settling, measuring CPU over it")
+	flag.IntVar(&cfg.scaleConc, "scale-connect-concurrency", 64, "scale: parallel dials per client process (a storm starves the processes that must answer the first pings)")
+	flag.IntVar(&cfg.scalePerIP, "scale-per-ip", 4000, "scale: connections per source address (127.0.0.2, .3, …)")
+	flag.DurationVar(&cfg.scalePing, "scale-ping-interval", 20*time.Second, "scale: the relays' --ping-interval (20 s is their default)")
+	scaleSubjects := flag.String("scale-subjects", "socketdock,refecho", "scale: servers to measure (socketdock, refecho)")
 	flag.IntVar(&cfg.basePort, "base-port", 21000, "first port used; each server gets fresh ones above it")
 	flag.Float64Var(&cfg.pacedAt, "paced-at", 0.5, "fraction of the raw path's closed-loop capacity the paced scenario runs at (0 < f ≤ 1)")
 	flag.Parse()
@@ -106,6 +120,10 @@ func main() {
 	}
 	if _, err := exec.LookPath("pushpin"); err == nil && !noPP {
 		cfg.pushpin = true
+	}
+	cfg.scaleSubjects = map[string]bool{}
+	for _, s := range strings.Split(*scaleSubjects, ",") {
+		cfg.scaleSubjects[strings.TrimSpace(s)] = true
 	}
 	if cfg.scaleRelays <= 0 {
 		cfg.scaleRelays = (cfg.scaleConns + 14999) / 15000

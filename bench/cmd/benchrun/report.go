@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"time"
 )
@@ -67,7 +68,7 @@ func (b *bench) markdown(elapsed time.Duration) string {
 		if len(sc.Ratios) > 0 {
 			fmt.Fprintf(&sb, "\n| ratio | same-run value | target | met |\n|---|---:|---|---|\n")
 			for _, r := range sc.Ratios {
-				if len(r.PerRun) == 0 {
+				if len(sortedCopy(r.PerRun)) == 0 {
 					fmt.Fprintf(&sb, "| %s | n/a | %s | |\n", r.Name, r.Target)
 					continue
 				}
@@ -78,9 +79,55 @@ func (b *bench) markdown(elapsed time.Duration) string {
 				fmt.Fprintf(&sb, "| %s | %s | %s | %s |\n", r.Name, spread(r.Median, r.Min, r.Max, len(r.PerRun)), r.Target, met)
 			}
 		}
+		if sc.ID == "scale" {
+			scaleDetails(&sb, sc)
+		}
 		sb.WriteString("\n")
 	}
 	return sb.String()
+}
+
+// scaleDetails is the scale run's breakdown: where the memory went and what holding costs.
+func scaleDetails(sb *strings.Builder, sc *Scenario) {
+	fmt.Fprintf(sb, "\n| subject | established | held to the end | connect s | server RSS B/conn | client RSS B/conn | kernel slab B/conn | MemAvailable drop B/conn | server CPU %% of a core | client CPU %% | pongs |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, s := range sc.Subjects {
+		for _, r := range s.Runs {
+			if r == nil {
+				continue
+			}
+			low := ""
+			if r["low_memory"] == true {
+				low = " (stopped: low memory)"
+			}
+			fmt.Fprintf(sb, "| %s | %.0f%s | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.1f | %.1f | %.0f |\n", s.Name,
+				num(r["established"]), low, num(r["alive_at_end"]), num(r["connect_s"]), num(r["rss_per_conn_bytes"]),
+				num(r["client_rss_per_conn_bytes"]), num(r["slab_per_conn_bytes"]), num(r["mem_used_per_conn_bytes"]),
+				num(r["target_cpu_pct"]), num(r["client_cpu_pct"]), num(r["pongs"]))
+		}
+	}
+	for _, s := range sc.Subjects {
+		for _, r := range s.Runs {
+			if sl, ok := r["target_cpu_slices_pct"].([]any); ok && len(sl) > 0 {
+				var parts []string
+				for _, v := range sl {
+					parts = append(parts, fmt.Sprintf("%.1f", num(v)))
+				}
+				fmt.Fprintf(sb, "\n%s: server CPU per %s slice of the hold, %% of a core: %s.\n", s.Name, "20 s", strings.Join(parts, ", "))
+			}
+			if top, ok := r["slab_top_per_conn_bytes"].(map[string]any); ok && len(top) > 0 {
+				names := make([]string, 0, len(top))
+				for name := range top {
+					names = append(names, name)
+				}
+				sort.Slice(names, func(i, j int) bool { return num(top[names[i]]) > num(top[names[j]]) })
+				var parts []string
+				for _, name := range names {
+					parts = append(parts, fmt.Sprintf("%s %.0f", name, num(top[name])))
+				}
+				fmt.Fprintf(sb, "\n%s: slab growth per connection (B, both ends): %s.\n", s.Name, strings.Join(parts, ", "))
+			}
+		}
+	}
 }
 
 func (b *bench) report(elapsed time.Duration) {

@@ -231,3 +231,83 @@ func Bounded(ctx context.Context, n, conc int, f func(i int)) {
 	}
 	wg.Wait()
 }
+
+// MemInfo reads /proc/meminfo into bytes per field ("MemAvailable", "Slab", "SUnreclaim", …).
+func MemInfo() (map[string]int64, error) {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]int64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		name, rest, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		fs := strings.Fields(rest)
+		if len(fs) == 0 {
+			continue
+		}
+		v, err := strconv.ParseInt(fs[0], 10, 64)
+		if err != nil {
+			continue
+		}
+		if len(fs) > 1 && fs[1] == "kB" {
+			v *= 1024
+		}
+		m[name] = v
+	}
+	return m, nil
+}
+
+// SlabObjects reads /proc/slabinfo (root only) as bytes of live objects per cache (active
+// objects × object size): what the kernel holds for live sockets, files and epoll entries,
+// without the allocator's free space, which lags behind what was freed a moment ago.
+func SlabObjects() (map[string]int64, error) {
+	b, err := os.ReadFile("/proc/slabinfo")
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]int64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "slabinfo") || strings.HasPrefix(line, "#") {
+			continue
+		}
+		hf := strings.Fields(line)
+		if len(hf) < 4 {
+			continue
+		}
+		active, err1 := strconv.ParseInt(hf[1], 10, 64)
+		size, err2 := strconv.ParseInt(hf[3], 10, 64)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		m[hf[0]] += active * size
+	}
+	return m, nil
+}
+
+// TCPSockstat reads the TCP line of /proc/net/sockstat: sockets in use ("inuse"), in
+// TIME_WAIT ("tw"), allocated ("alloc") and the pages their buffers hold ("mem", the figure
+// net.ipv4.tcp_mem limits).
+func TCPSockstat() (map[string]int64, error) {
+	b, err := os.ReadFile("/proc/net/sockstat")
+	if err != nil {
+		return nil, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		rest, ok := strings.CutPrefix(line, "TCP:")
+		if !ok {
+			continue
+		}
+		fs := strings.Fields(rest)
+		m := map[string]int64{}
+		for i := 0; i+1 < len(fs); i += 2 {
+			if v, err := strconv.ParseInt(fs[i+1], 10, 64); err == nil {
+				m[fs[i]] = v
+			}
+		}
+		return m, nil
+	}
+	return nil, fmt.Errorf("no TCP line in /proc/net/sockstat")
+}

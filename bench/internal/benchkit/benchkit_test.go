@@ -66,3 +66,24 @@ func TestParseResult(t *testing.T) {
 		t.Fatalf("got %+v %v", v, err)
 	}
 }
+
+func TestKernelReadings(t *testing.T) {
+	m, err := MemInfo()
+	if err != nil || m["MemAvailable"] <= 0 || m["Slab"] <= 0 {
+		t.Fatalf("meminfo %v %v", m["MemAvailable"], err)
+	}
+	ss, err := TCPSockstat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := ss["inuse"]; !ok {
+		t.Fatalf("sockstat %v", ss)
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("slabinfo is root only")
+	}
+	objs, err := SlabObjects()
+	if err != nil || len(objs) == 0 {
+		t.Fatalf("slabinfo: %d caches, %v", len(objs), err)
+	}
+}

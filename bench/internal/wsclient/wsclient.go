@@ -480,3 +480,44 @@ func FormatPayload(p []byte, conn int, seq uint64) {
 		p[i] = 'a' + byte((i+int(seq))%26)
 	}
 }
+
+// Detach hands the connection over to the caller's own event loop: it returns a duplicate
+// of the socket's descriptor (non-blocking, close-on-exec) and any bytes already read past
+// the handshake, and closes the Conn's own descriptor. The socket stays open until the
+// caller closes fd.
+func (c *Conn) Detach() (fd int, pending []byte, err error) {
+	sc, ok := c.nc.(syscall.Conn)
+	if !ok {
+		return -1, nil, errors.New("wsclient: connection has no descriptor")
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1, nil, err
+	}
+	fd = -1
+	var derr error
+	if err := rc.Control(func(s uintptr) {
+		syscall.ForkLock.RLock()
+		fd, derr = syscall.Dup(int(s))
+		if derr == nil {
+			syscall.CloseOnExec(fd)
+		}
+		syscall.ForkLock.RUnlock()
+	}); err != nil {
+		return -1, nil, err
+	}
+	if derr != nil {
+		return -1, nil, derr
+	}
+	if n := c.br.Buffered(); n > 0 {
+		b, _ := c.br.Peek(n)
+		pending = append([]byte(nil), b...)
+	}
+	c.closed = true
+	_ = c.nc.Close()
+	if err := syscall.SetNonblock(fd, true); err != nil {
+		syscall.Close(fd)
+		return -1, nil, err
+	}
+	return fd, pending, nil
+}
