@@ -335,13 +335,11 @@ func (b *HTTP) serve(c *conntable.Conn, q *connQueue) {
 	}
 }
 
-// replyInResponse hands the backend's answer to the client. The next POST waits for nothing
-// but the hand-over: the transport keeps the order.
+// replyInResponse hands the backend's answer to the client and waits for the transport's
+// verdict before the next POST: gnet's task queue does not keep the order of tasks under
+// load (a task can overflow into its second queue and run after a later one), so a reply
+// must be written before the next can be queued.
 func (b *HTTP) replyInResponse(c *conntable.Conn, resp postResult) {
-	if r, ok := c.Transport.(conntable.Replier); ok {
-		r.Reply(conntable.TypeForContent(resp.contentType), resp.body)
-		return
-	}
 	if err := c.Transport.Send(conntable.TypeForContent(resp.contentType), resp.body); err != nil && !errors.Is(err, conntable.ErrClosing) {
 		b.log.Warn().Str("connection_id", c.ID).Err(err).Msg("reply in response not delivered")
 	}

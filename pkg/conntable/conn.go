@@ -84,13 +84,6 @@ type Transport interface {
 	Name() string
 }
 
-// Replier is a Transport that can take a message without waiting to hear how it went: a reply
-// in the response (--reply-in-response) has no one to tell. Reply owns payload; the
-// transport writes it in order with the connection's other messages and logs a refusal.
-type Replier interface {
-	Reply(t MessageType, payload []byte)
-}
-
 // Conn is one client connection as the rest of the relay sees it. Every idle connection
 // holds one, so it is kept to 128 bytes with its id (TestConnSize).
 type Conn struct {

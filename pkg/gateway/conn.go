@@ -145,27 +145,6 @@ func (w *wsConn) Send(t conntable.MessageType, payload []byte) error {
 	return err
 }
 
-// Reply implements conntable.Replier: Send without the wait, for a payload the caller gives
-// up. The loop takes it in order with every Send and Close made before or after it.
-func (w *wsConn) Reply(t conntable.MessageType, payload []byte) {
-	if w.closing.Load() {
-		return
-	}
-	_ = w.gc.EventLoop().Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
-		if w.state != stateOpen {
-			return nil
-		}
-		err := conntable.ErrTooBig
-		if len(payload) <= w.loop.srv.opts.MaxMessageSize {
-			err = w.sendOnLoop(ws.OpCode(t), payload)
-		}
-		if err != nil {
-			w.loop.srv.log.Warn().Str("connection_id", w.conn.ID).Err(err).Msg("reply in response not delivered")
-		}
-		return nil
-	}))
-}
-
 // sendRequest carries one Send to the loop and its verdict back. Pooled per Server.
 type sendRequest struct {
 	w       *wsConn
