@@ -112,9 +112,18 @@ func (p *pair) attach() {
 }
 
 // drainOffline delivers what an upstream sent before its socket closed during a pause, in
-// order and with the same waits, then ends the link: by the upstream's close frame if it
-// sent one, else as lost.
+// order and with the same waits, then ends the link as lost (drainCarry ends it by the
+// upstream's close frame if it sent one).
 func (p *pair) drainOffline() {
+	p.drainCarry()
+	p.lost(endLost, "EOF")
+	p.finish()
+}
+
+// drainCarry decodes what is left in carry after the upstream's socket closed, waiting for
+// the client as a live link would: up to a close frame, a protocol error, or a message the
+// close cut off.
+func (p *pair) drainCarry() {
 	for len(p.carry) > 0 && p.state.Load() == upOpen {
 		consumed, stalled, done := p.decode(p.carry)
 		p.carry = p.carry[consumed:]
@@ -123,9 +132,7 @@ func (p *pair) drainOffline() {
 			continue
 		}
 		if done || consumed == 0 {
-			break // a close frame, a protocol error, or a message cut off by the close
+			return
 		}
 	}
-	p.lost(endLost, "EOF")
-	p.finish()
 }

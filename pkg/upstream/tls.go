@@ -87,24 +87,9 @@ func (p *pair) readTLS() {
 			}
 		default:
 			if p.state.Load() == upOpen && !ended {
-				p.drainTLS() // what it sent before the socket closed still reaches the client
+				p.drainCarry() // what it sent before the socket closed still reaches the client
 				p.lost(endLost, lostText(err))
 			}
-			return
-		}
-	}
-}
-
-// drainTLS decodes what is left in carry after the socket closed.
-func (p *pair) drainTLS() {
-	for len(p.carry) > 0 && p.state.Load() == upOpen {
-		consumed, stalled, done := p.decode(p.carry)
-		p.carry = p.carry[consumed:]
-		if stalled {
-			p.waitForClient()
-			continue
-		}
-		if done || consumed == 0 {
 			return
 		}
 	}
