@@ -1,8 +1,14 @@
 package gateway
 
-import "github.com/rs/zerolog"
+import (
+	"github.com/panjf2000/gnet/v2/pkg/logging"
+	"github.com/rs/zerolog"
+)
 
-// gnetLogger routes gnet's own log lines into zerolog.
+// GnetLogger routes gnet's own log lines into zerolog, for every gnet engine of the relay
+// (the gateway's and the upstream's client engine).
+func GnetLogger(log zerolog.Logger) logging.Logger { return gnetLogger{log} }
+
 type gnetLogger struct{ log zerolog.Logger }
 
 func (g gnetLogger) Debugf(format string, args ...any) { g.log.Debug().Msgf(format, args...) }

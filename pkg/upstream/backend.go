@@ -31,6 +31,7 @@ import (
 
 	"github.com/socketdock/socketdock/pkg/backend"
 	"github.com/socketdock/socketdock/pkg/conntable"
+	"github.com/socketdock/socketdock/pkg/gateway"
 	"github.com/socketdock/socketdock/pkg/metrics"
 )
 
@@ -120,7 +121,7 @@ func (b *Backend) Start() error {
 		gnet.WithMulticore(b.opts.Loops <= 0),
 		gnet.WithTicker(true),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
-		gnet.WithLogger(gnetLogger{b.log}),
+		gnet.WithLogger(gateway.GnetLogger(b.log)),
 	)
 	if err != nil {
 		return fmt.Errorf("upstream client: %w", err)

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
-	"github.com/rs/zerolog"
 
 	"github.com/socketdock/socketdock/pkg/timerwheel"
 )
@@ -387,12 +386,3 @@ func (a *attachment) timer() {
 	}
 	a.loop.wheel.Schedule(a, next)
 }
-
-// gnetLogger routes gnet's own log lines into zerolog.
-type gnetLogger struct{ log zerolog.Logger }
-
-func (g gnetLogger) Debugf(format string, args ...any) { g.log.Debug().Msgf(format, args...) }
-func (g gnetLogger) Infof(format string, args ...any)  { g.log.Debug().Msgf(format, args...) }
-func (g gnetLogger) Warnf(format string, args ...any)  { g.log.Warn().Msgf(format, args...) }
-func (g gnetLogger) Errorf(format string, args ...any) { g.log.Error().Msgf(format, args...) }
-func (g gnetLogger) Fatalf(format string, args ...any) { g.log.Error().Msgf(format, args...) }
