@@ -107,20 +107,9 @@ func runPollSession(base, key string, life time.Duration) *session {
 		}
 	}
 	send("bye|" + key + "|" + s.mode)
-	select {
-	case <-ackCh:
-		s.acked = true
-	case <-pollerDone:
-		// The ACK and the close that follows it can arrive together: when both channels are
-		// ready select picks either, and the ACK must not be lost to that draw.
-		select {
-		case <-ackCh:
-			s.acked = true
-		default:
-		}
-		return s
-	case <-time.After(15 * time.Second):
-		return s // vanishes: the relay expires the session
+	var ended bool
+	if s.acked, ended = awaitAck(ackCh, pollerDone, 15*time.Second); !s.acked || ended {
+		return s // ended, or no ACK in time: the session vanishes and the relay expires it
 	}
 	switch s.mode {
 	case "close":

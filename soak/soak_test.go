@@ -332,19 +332,8 @@ func runSession(url, key string, life time.Duration) *session {
 	if err := c.WriteMessage(websocket.TextMessage, []byte(bye)); err == nil {
 		s.sent = append(s.sent, bye)
 	}
-	select {
-	case <-ackCh:
-		s.acked = true
-	case <-readerDone:
-		// The ACK and the close that follows it can arrive together: when both channels are
-		// ready select picks either, and the ACK must not be lost to that draw.
-		select {
-		case <-ackCh:
-			s.acked = true
-		default:
-		}
-		return s
-	case <-time.After(15 * time.Second):
+	var ended bool
+	if s.acked, ended = awaitAck(ackCh, readerDone, 15*time.Second); !s.acked || ended {
 		return s
 	}
 	switch s.mode {
@@ -726,4 +715,24 @@ func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
 		t.Fatalf("%s=%q: want a duration such as 5s", name, v)
 	}
 	return d
+}
+
+// awaitAck waits for the backend's acknowledgement of a session's bye. acked is false when
+// the session ended (ended) or the wait ran out first. The ACK and the close that follows it
+// can arrive together: select picks either of two ready channels, so the end is checked for
+// an ACK that came with it.
+func awaitAck(ack, done <-chan struct{}, wait time.Duration) (acked, ended bool) {
+	select {
+	case <-ack:
+		return true, false
+	case <-done:
+		select {
+		case <-ack:
+			return true, true
+		default:
+			return false, true
+		}
+	case <-time.After(wait):
+		return false, false
+	}
 }
