@@ -33,27 +33,31 @@ var backendFactories = map[config.BackendKind]func(config.Options, zerolog.Logge
 	},
 }
 
+// httpOptions are the HTTP backend's settings every use shares: where the notifications go,
+// how they are retried and signed.
+func httpOptions(opts config.Options, log zerolog.Logger, m *metrics.Metrics) backend.HTTPOptions {
+	return backend.HTTPOptions{
+		MessageURI:     opts.MessageURI,
+		ConnectURI:     opts.ConnectURI,
+		DisconnectURI:  opts.DisconnectURI,
+		Endpoint:       opts.Endpoint,
+		Timeout:        opts.BackendTimeout,
+		Retries:        opts.BackendRetries,
+		MaxConns:       opts.BackendMaxConns,
+		Secret:         secretBytes(opts.BackendSecret),
+		ForwardHeaders: lowerList(opts.ForwardHeaders),
+		Logger:         log,
+		Metrics:        m,
+	}
+}
+
 // newHTTPBackend builds the HTTP backend (CONTRACT §3).
 func newHTTPBackend(opts config.Options, log zerolog.Logger, m *metrics.Metrics) (builtBackend, error) {
 	authorize := opts.ConnectMode == config.ConnectAuthorize
-	h, err := backend.NewHTTP(backend.HTTPOptions{
-		MessageURI:      opts.MessageURI,
-		ConnectURI:      opts.ConnectURI,
-		DisconnectURI:   opts.DisconnectURI,
-		Endpoint:        opts.Endpoint,
-		Timeout:         opts.BackendTimeout,
-		Retries:         opts.BackendRetries,
-		MaxConns:        opts.BackendMaxConns,
-		MaxQueue:        opts.MaxInboundQueue,
-		MaxQueueBytes:   opts.MaxInboundBytes,
-		MaxResponseBody: opts.MaxMessageSize,
-		ReplyInResponse: opts.ReplyInResponse,
-		Secret:          secretBytes(opts.BackendSecret),
-		ForwardHeaders:  lowerList(opts.ForwardHeaders),
-		Authorize:       authorize,
-		Logger:          log,
-		Metrics:         m,
-	})
+	ho := httpOptions(opts, log, m)
+	ho.MaxQueue, ho.MaxQueueBytes, ho.MaxResponseBody = opts.MaxInboundQueue, opts.MaxInboundBytes, opts.MaxMessageSize
+	ho.ReplyInResponse, ho.Authorize = opts.ReplyInResponse, authorize
+	h, err := backend.NewHTTP(ho)
 	if err != nil {
 		return builtBackend{}, err
 	}

@@ -46,19 +46,9 @@ func newUpstream(opts config.Options, log zerolog.Logger, m *metrics.Metrics) (*
 		if placeholder == "" {
 			placeholder = opts.DisconnectURI
 		}
-		audit, err := backend.NewHTTP(backend.HTTPOptions{
-			MessageURI:     placeholder,
-			ConnectURI:     opts.ConnectURI,
-			DisconnectURI:  opts.DisconnectURI,
-			Endpoint:       opts.Endpoint,
-			Timeout:        opts.BackendTimeout,
-			Retries:        opts.BackendRetries,
-			MaxConns:       opts.BackendMaxConns,
-			Secret:         secretBytes(opts.BackendSecret),
-			ForwardHeaders: lowerList(opts.ForwardHeaders),
-			Logger:         log,
-			Metrics:        m,
-		})
+		ho := httpOptions(opts, log, m)
+		ho.MessageURI = placeholder
+		audit, err := backend.NewHTTP(ho)
 		if err != nil {
 			return nil, err
 		}
