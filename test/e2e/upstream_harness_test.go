@@ -123,39 +123,18 @@ func (u *goUpstream) kill() {
 
 func (u *goUpstream) request(t testing.TB, n int) *http.Request {
 	t.Helper()
-	eventually(t, 5*time.Second, "upstream upgrade request", func() bool {
-		u.mu.Lock()
-		defer u.mu.Unlock()
-		return len(u.requests) >= n
-	})
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.requests[n-1]
+	return nthLocked(t, &u.mu, &u.requests, n, 5*time.Second, "upstream upgrade request")
 }
 
 func (u *goUpstream) conn(t testing.TB, n int) *websocket.Conn {
 	t.Helper()
-	eventually(t, 5*time.Second, "upstream connection", func() bool {
-		u.mu.Lock()
-		defer u.mu.Unlock()
-		return len(u.conns) >= n
-	})
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.conns[n-1]
+	return nthLocked(t, &u.mu, &u.conns, n, 5*time.Second, "upstream connection")
 }
 
 // closeFrame waits for the n-th close frame the relay sent upstream.
 func (u *goUpstream) closeFrame(t testing.TB, n int) websocket.CloseError {
 	t.Helper()
-	eventually(t, 10*time.Second, "a close frame at the upstream", func() bool {
-		u.mu.Lock()
-		defer u.mu.Unlock()
-		return len(u.closes) >= n
-	})
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.closes[n-1]
+	return nthLocked(t, &u.mu, &u.closes, n, 10*time.Second, "a close frame at the upstream")
 }
 
 // upstreamRelay starts a relay on --backend ws in front of url.
@@ -297,4 +276,17 @@ func (c *rawConn) rawClose(t testing.TB) (code int, reason string, before [][]by
 			before = append(before, p)
 		}
 	}
+}
+
+// nthLocked waits until *items, guarded by mu, holds n entries and returns the nth.
+func nthLocked[T any](t testing.TB, mu *sync.Mutex, items *[]T, n int, within time.Duration, what string) T {
+	t.Helper()
+	eventually(t, within, what, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(*items) >= n
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	return (*items)[n-1]
 }

@@ -81,14 +81,7 @@ func (u *nodeUpstream) kill() {
 
 func (u *nodeUpstream) closeLine(t testing.TB, n int) string {
 	t.Helper()
-	eventually(t, 10*time.Second, "a close at the Node upstream", func() bool {
-		u.mu.Lock()
-		defer u.mu.Unlock()
-		return len(u.closes) >= n
-	})
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.closes[n-1]
+	return nthLocked(t, &u.mu, &u.closes, n, 10*time.Second, "a close at the Node upstream")
 }
 
 // CONTRACT §9 against Node's ws as the upstream: relaying, subprotocol and headers, close
